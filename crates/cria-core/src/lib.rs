@@ -1,0 +1,124 @@
+//! Cria's use cases, composed from the engine, the store and ingest. The Tauri shell and the
+//! `cria` CLI are both thin clients of this crate.
+//!
+//! Architecture Invariant: `cria-core` knows nothing of Tauri, IPC or TypeScript.
+
+mod chat;
+mod paths;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cria_engine::{CancelToken, Engine, NoModelEngine, ScriptedEngine};
+use cria_store::Store;
+
+pub use chat::{TurnEvent, TurnStarted};
+pub use cria_store::{Conversation, ConversationId, Message, MessageId, MessageStatus, Role};
+pub use paths::AppPaths;
+
+/// Errors of Cria's use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Store(#[from] cria_store::StoreError),
+    #[error(transparent)]
+    Engine(#[from] cria_engine::EngineError),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("no folder for Cria's data could be found; set CRIA_DATA_DIR")]
+    NoDataDir,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, CoreError>;
+
+/// Environment variable that selects a test double for the engine. Only tests set it.
+pub const TEST_ENGINE_ENV: &str = "CRIA_TEST_ENGINE";
+
+/// Everything a running Cria holds: where its data lives, the database, the engine.
+#[derive(Clone)]
+pub struct Cria {
+    paths: AppPaths,
+    store: Arc<Store>,
+    engine: Arc<dyn Engine>,
+    /// Replies being generated now, by reply id, so a stop request can reach them.
+    running: Arc<Mutex<HashMap<MessageId, CancelToken>>>,
+}
+
+impl Cria {
+    /// Opens Cria's data folder (creating it on first run) with the engine chosen from the
+    /// environment: none loaded by default, a scripted double only when a test asks for it.
+    pub fn open(paths: AppPaths) -> Result<Self> {
+        let engine = engine_from_env()?;
+        Self::open_with_engine(paths, engine)
+    }
+
+    pub fn open_with_engine(paths: AppPaths, engine: Arc<dyn Engine>) -> Result<Self> {
+        paths.create_private_dirs()?;
+        let store = Store::open(&paths.database_file())?;
+        Ok(Cria {
+            paths,
+            store: Arc::new(store),
+            engine,
+            running: Arc::default(),
+        })
+    }
+
+    /// Asks the reply `reply` to stop. Returns false when it is not being generated (any more).
+    pub fn stop_reply(&self, reply: MessageId) -> bool {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match running.get(&reply) {
+            Some(cancel) => {
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn paths(&self) -> &AppPaths {
+        &self.paths
+    }
+
+    pub async fn list_conversations(&self, limit: u32, offset: u32) -> Result<Vec<Conversation>> {
+        let store = Arc::clone(&self.store);
+        blocking(move || store.list_conversations(limit, offset)).await
+    }
+
+    /// The visible branch of a conversation, root first.
+    pub async fn conversation_messages(&self, id: ConversationId) -> Result<Vec<Message>> {
+        let store = Arc::clone(&self.store);
+        blocking(move || store.active_path(id)).await
+    }
+}
+
+fn engine_from_env() -> Result<Arc<dyn Engine>> {
+    match std::env::var(TEST_ENGINE_ENV).ok().as_deref() {
+        None | Some("") => Ok(Arc::new(NoModelEngine)),
+        Some("scripted") => {
+            tracing::warn!("using the scripted test engine ({TEST_ENGINE_ENV}=scripted)");
+            Ok(Arc::new(ScriptedEngine::echo(
+                std::time::Duration::from_millis(40),
+            )))
+        }
+        Some(other) => Err(CoreError::InvalidInput(format!(
+            "{TEST_ENGINE_ENV}={other:?} is not a known test engine"
+        ))),
+    }
+}
+
+/// Runs SQLite work off the async runtime's worker threads.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> cria_store::Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|join_error| CoreError::Internal(join_error.to_string()))?
+        .map_err(CoreError::from)
+}

@@ -1,0 +1,10 @@
+//! The names of every command the webview may call. `build.rs` turns each into a permission;
+//! `tests::every_command_is_registered_and_granted` checks the list against the handler and the
+//! capability file, so a command cannot be added without deciding who may call it.
+
+pub const COMMANDS: &[&str] = &[
+    "list_conversations",
+    "get_conversation_messages",
+    "send_message",
+    "stop_reply",
+];

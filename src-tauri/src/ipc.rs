@@ -1,0 +1,156 @@
+//! The data that crosses the IPC boundary. TypeScript types for the UI are generated from these
+//! (`ui/src/ipc/bindings.ts`); `tests::typescript_bindings_are_current` fails when they drift.
+
+use cria_core::{Conversation, Message, MessageStatus, Role, TurnEvent, TurnStarted};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationDto {
+    pub id: i64,
+    pub title: String,
+    pub updated_at_ms: i64,
+    pub pinned: bool,
+}
+
+impl From<Conversation> for ConversationDto {
+    fn from(conversation: Conversation) -> Self {
+        ConversationDto {
+            id: conversation.id.0,
+            title: conversation.title,
+            updated_at_ms: conversation.updated_at_ms,
+            pinned: conversation.pinned,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleDto {
+    System,
+    User,
+    Assistant,
+}
+
+impl From<Role> for RoleDto {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::System => RoleDto::System,
+            Role::User => RoleDto::User,
+            Role::Assistant => RoleDto::Assistant,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatusDto {
+    Streaming,
+    Complete,
+    Interrupted,
+    Failed,
+    Cancelled,
+}
+
+impl From<MessageStatus> for MessageStatusDto {
+    fn from(status: MessageStatus) -> Self {
+        match status {
+            MessageStatus::Streaming => MessageStatusDto::Streaming,
+            MessageStatus::Complete => MessageStatusDto::Complete,
+            MessageStatus::Interrupted => MessageStatusDto::Interrupted,
+            MessageStatus::Failed => MessageStatusDto::Failed,
+            MessageStatus::Cancelled => MessageStatusDto::Cancelled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDto {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub role: RoleDto,
+    pub content: String,
+    pub status: MessageStatusDto,
+    pub error: Option<String>,
+    pub created_at_ms: i64,
+}
+
+impl From<Message> for MessageDto {
+    fn from(message: Message) -> Self {
+        MessageDto {
+            id: message.id.0,
+            parent_id: message.parent_id.map(|id| id.0),
+            role: message.role.into(),
+            content: message.content,
+            status: message.status.into(),
+            error: message.error,
+            created_at_ms: message.created_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnStartedDto {
+    pub conversation_id: i64,
+    pub user_message_id: i64,
+    pub reply_message_id: i64,
+}
+
+impl From<TurnStarted> for TurnStartedDto {
+    fn from(started: TurnStarted) -> Self {
+        TurnStartedDto {
+            conversation_id: started.conversation_id.0,
+            user_message_id: started.user_message_id.0,
+            reply_message_id: started.reply_message_id.0,
+        }
+    }
+}
+
+/// Streamed over a Tauri `Channel` while a reply is generated, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(tag = "event", content = "data", rename_all = "camelCase")]
+pub enum TurnEventDto {
+    Started(TurnStartedDto),
+    Token { text: String },
+    Finished { status: MessageStatusDto, error: Option<String> },
+}
+
+impl From<TurnEvent> for TurnEventDto {
+    fn from(event: TurnEvent) -> Self {
+        match event {
+            TurnEvent::Started(started) => TurnEventDto::Started(started.into()),
+            TurnEvent::Token(text) => TurnEventDto::Token { text },
+            TurnEvent::Finished { status, error } => {
+                TurnEventDto::Finished { status: status.into(), error }
+            }
+        }
+    }
+}
+
+/// Renders every DTO as one TypeScript module.
+pub fn typescript_bindings() -> String {
+    let config = ts_rs::Config::new().with_large_int("number");
+    let declarations = [
+        ConversationDto::decl(&config),
+        RoleDto::decl(&config),
+        MessageStatusDto::decl(&config),
+        MessageDto::decl(&config),
+        TurnStartedDto::decl(&config),
+        TurnEventDto::decl(&config),
+        crate::error::ErrorKind::decl(&config),
+        crate::error::IpcError::decl(&config),
+    ];
+    let mut module = String::from(
+        "// Generated from src-tauri/src/ipc.rs and error.rs by ts-rs. Do not edit by hand:\n\
+         // run `CRIA_UPDATE_BINDINGS=1 cargo test -p cria-app typescript_bindings`.\n",
+    );
+    for declaration in declarations {
+        module.push_str("\nexport ");
+        module.push_str(&declaration);
+        module.push('\n');
+    }
+    module
+}

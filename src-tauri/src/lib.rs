@@ -1,0 +1,51 @@
+//! Cria's desktop shell: wiring only. It opens the core, registers commands, and starts the
+//! window. Everything a command does lives in `cria-core`.
+//!
+//! Architecture Invariant: this is the only crate that depends on Tauri.
+
+mod command_names;
+mod commands;
+pub mod error;
+pub mod ipc;
+mod logging;
+
+use cria_core::{AppPaths, Cria};
+use tauri::{Builder, Runtime};
+
+pub use command_names::COMMANDS;
+
+/// The app's builder over any runtime, so tests can drive commands with Tauri's mock runtime.
+pub fn builder<R: Runtime>(cria: Cria) -> Builder<R> {
+    Builder::<R>::new().manage(cria).invoke_handler(tauri::generate_handler![
+        commands::list_conversations,
+        commands::get_conversation_messages,
+        commands::send_message,
+        commands::stop_reply,
+    ])
+}
+
+/// Starts the desktop app. Failures before the window exists are logged and shown on stderr.
+pub fn run() {
+    let paths = match AppPaths::from_env() {
+        Ok(paths) => paths,
+        Err(error) => fail_to_start(&error),
+    };
+    let _log_guard = logging::init(paths.log_dir());
+    tracing::info!(data_dir = %paths.data_dir().display(), "starting Cria");
+    let cria = match Cria::open(paths) {
+        Ok(cria) => cria,
+        Err(error) => fail_to_start(&error),
+    };
+    if let Err(error) = builder(cria).run(tauri::generate_context!()) {
+        fail_to_start(&error);
+    }
+}
+
+fn fail_to_start(error: &dyn std::fmt::Display) -> ! {
+    tracing::error!(%error, "Cria could not start");
+    eprintln!("Cria could not start: {error}");
+    std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,4 @@
+//! One integration-test binary (fast to link, shared helpers); each feature is a module.
+
+mod architecture;
+mod security_config;
