@@ -22,7 +22,9 @@ pub async fn get_conversation_messages(
     cria: State<'_, Cria>,
     conversation_id: i64,
 ) -> IpcResult<Vec<MessageDto>> {
-    let messages = cria.conversation_messages(ConversationId(conversation_id)).await?;
+    let messages = cria
+        .conversation_messages(ConversationId(conversation_id))
+        .await?;
     Ok(messages.into_iter().map(Into::into).collect())
 }
 
@@ -35,10 +37,15 @@ pub async fn send_message(
     on_event: Channel<TurnEventDto>,
 ) -> IpcResult<TurnStartedDto> {
     let started = cria
-        .send_message(conversation_id.map(ConversationId), text, CancelToken::default(), |event| {
-            // A closed channel means the window went away; the reply is still stored.
-            let _ = on_event.send(event.into());
-        })
+        .send_message(
+            conversation_id.map(ConversationId),
+            text,
+            CancelToken::default(),
+            |event| {
+                // A closed channel means the window went away; the reply is still stored.
+                let _ = on_event.send(event.into());
+            },
+        )
         .await?;
     Ok(started.into())
 }

@@ -31,7 +31,10 @@ impl From<CoreError> for IpcError {
             CoreError::InvalidInput(_) => ErrorKind::InvalidInput,
             CoreError::NoDataDir | CoreError::Internal(_) => ErrorKind::Internal,
         };
-        IpcError { kind, message: error.to_string() }
+        IpcError {
+            kind,
+            message: error.to_string(),
+        }
     }
 }
 

@@ -114,8 +114,13 @@ impl From<TurnStarted> for TurnStartedDto {
 #[serde(tag = "event", content = "data", rename_all = "camelCase")]
 pub enum TurnEventDto {
     Started(TurnStartedDto),
-    Token { text: String },
-    Finished { status: MessageStatusDto, error: Option<String> },
+    Token {
+        text: String,
+    },
+    Finished {
+        status: MessageStatusDto,
+        error: Option<String>,
+    },
 }
 
 impl From<TurnEvent> for TurnEventDto {
@@ -123,9 +128,10 @@ impl From<TurnEvent> for TurnEventDto {
         match event {
             TurnEvent::Started(started) => TurnEventDto::Started(started.into()),
             TurnEvent::Token(text) => TurnEventDto::Token { text },
-            TurnEvent::Finished { status, error } => {
-                TurnEventDto::Finished { status: status.into(), error }
-            }
+            TurnEvent::Finished { status, error } => TurnEventDto::Finished {
+                status: status.into(),
+                error,
+            },
         }
     }
 }

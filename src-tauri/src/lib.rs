@@ -14,14 +14,17 @@ use tauri::{Builder, Runtime};
 
 pub use command_names::COMMANDS;
 
-/// The app's builder over any runtime, so tests can drive commands with Tauri's mock runtime.
-pub fn builder<R: Runtime>(cria: Cria) -> Builder<R> {
-    Builder::<R>::new().manage(cria).invoke_handler(tauri::generate_handler![
-        commands::list_conversations,
-        commands::get_conversation_messages,
-        commands::send_message,
-        commands::stop_reply,
-    ])
+/// Adds Cria's state and commands to a builder of any runtime, so tests can drive the same
+/// commands through Tauri's mock runtime (`tauri::test::mock_builder`).
+pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
+    builder
+        .manage(cria)
+        .invoke_handler(tauri::generate_handler![
+            commands::list_conversations,
+            commands::get_conversation_messages,
+            commands::send_message,
+            commands::stop_reply,
+        ])
 }
 
 /// Starts the desktop app. Failures before the window exists are logged and shown on stderr.
@@ -30,13 +33,16 @@ pub fn run() {
         Ok(paths) => paths,
         Err(error) => fail_to_start(&error),
     };
+    if let Err(error) = paths.create_private_dirs() {
+        fail_to_start(&error);
+    }
     let _log_guard = logging::init(paths.log_dir());
     tracing::info!(data_dir = %paths.data_dir().display(), "starting Cria");
     let cria = match Cria::open(paths) {
         Ok(cria) => cria,
         Err(error) => fail_to_start(&error),
     };
-    if let Err(error) = builder(cria).run(tauri::generate_context!()) {
+    if let Err(error) = configure(tauri::Builder::default(), cria).run(tauri::generate_context!()) {
         fail_to_start(&error);
     }
 }

@@ -15,7 +15,9 @@ const LOG_FILES_KEPT: usize = 7;
 pub fn init(log_dir: &Path) -> Option<WorkerGuard> {
     let filter = || EnvFilter::try_from_env("CRIA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr_layer = cfg!(debug_assertions).then(|| {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter())
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
     });
     let (file_layer, guard) = match RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
@@ -37,7 +39,10 @@ pub fn init(log_dir: &Path) -> Option<WorkerGuard> {
             (None, None)
         }
     };
-    let _ = tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
+        .try_init();
     guard
 }
 

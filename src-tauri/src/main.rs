@@ -2,5 +2,20 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    #[cfg(target_os = "linux")]
+    avoid_blank_webview();
     cria_app::run();
+}
+
+/// WebKitGTK's DMA-BUF renderer shows a blank window on many setups (virtual displays, some
+/// NVIDIA drivers). The older path renders everywhere at a small cost; a user can still opt in
+/// by setting the variable to 0.
+#[cfg(target_os = "linux")]
+fn avoid_blank_webview() {
+    const VARIABLE: &str = "WEBKIT_DISABLE_DMABUF_RENDERER";
+    if std::env::var_os(VARIABLE).is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists, so nothing can
+        // read the environment concurrently.
+        unsafe { std::env::set_var(VARIABLE, "1") };
+    }
 }

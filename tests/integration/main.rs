@@ -1,4 +1,5 @@
 //! One integration-test binary (fast to link, shared helpers); each feature is a module.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod architecture;
 mod security_config;

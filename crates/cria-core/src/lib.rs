@@ -13,7 +13,9 @@ use cria_engine::{CancelToken, Engine, NoModelEngine, ScriptedEngine};
 use cria_store::Store;
 
 pub use chat::{TurnEvent, TurnStarted};
-pub use cria_store::{Conversation, ConversationId, Message, MessageId, MessageStatus, Role};
+pub use cria_store::{
+    Conversation, ConversationId, Message, MessageId, MessageStatus, Role, StoreError,
+};
 pub use paths::AppPaths;
 
 /// Errors of Cria's use cases.

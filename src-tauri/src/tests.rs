@@ -1,0 +1,133 @@
+//! Shell tests: the wiring the compiler cannot check (bindings, permissions, IPC shapes), driven
+//! through Tauri's mock runtime with a real core on a temporary data folder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cria_core::{AppPaths, Cria};
+use cria_engine::ScriptedEngine;
+use serde_json::{Value, json};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn app() -> (
+    tempfile::TempDir,
+    App<MockRuntime>,
+    WebviewWindow<MockRuntime>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(ScriptedEngine::echo(std::time::Duration::ZERO));
+    let cria = Cria::open_with_engine(AppPaths::in_dir(dir.path().join("data")), engine).unwrap();
+    let app = crate::configure(mock_builder(), cria)
+        .build(tauri::generate_context!())
+        .expect("the app builds on the mock runtime");
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    (dir, app, window)
+}
+
+fn invoke(window: &WebviewWindow<MockRuntime>, command: &str, args: Value) -> Result<Value, Value> {
+    let request = InvokeRequest {
+        cmd: command.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        // The app's own origin: the capability grants commands to local content only.
+        url: "tauri://localhost".parse().unwrap(),
+        body: InvokeBody::Json(args),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_string(),
+    };
+    get_ipc_response(window, request).map(|body| body.deserialize::<Value>().unwrap())
+}
+
+#[test]
+fn a_fresh_data_folder_lists_no_conversations() {
+    let (_dir, _app, window) = app();
+    assert_eq!(
+        invoke(&window, "list_conversations", json!({})),
+        Ok(json!([]))
+    );
+}
+
+#[test]
+fn errors_cross_the_boundary_as_kind_and_message() {
+    let (_dir, _app, window) = app();
+    let error = invoke(
+        &window,
+        "get_conversation_messages",
+        json!({ "conversationId": 42 }),
+    )
+    .expect_err("an unknown conversation is an error");
+    assert_eq!(error["kind"], "NOT_FOUND");
+    assert!(error["message"].as_str().unwrap().contains("42"), "{error}");
+}
+
+#[test]
+fn stopping_a_reply_that_is_not_running_says_so() {
+    let (_dir, _app, window) = app();
+    assert_eq!(
+        invoke(&window, "stop_reply", json!({ "replyMessageId": 7 })),
+        Ok(json!(false))
+    );
+}
+
+#[test]
+fn every_command_is_registered_and_granted() {
+    let capability: Value = serde_json::from_str(
+        &std::fs::read_to_string(manifest_dir().join("capabilities/main.json")).unwrap(),
+    )
+    .unwrap();
+    let granted: Vec<&str> = capability["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let (_dir, _app, window) = app();
+    for command in crate::COMMANDS {
+        let permission = format!("allow-{}", command.replace('_', "-"));
+        assert!(
+            granted.contains(&permission.as_str()),
+            "{command} has no grant in main.json"
+        );
+        // An unregistered or ungranted command answers "not found" / "not allowed"; a usable one
+        // answers with its own result or a deserialisation error for the empty arguments.
+        if let Err(error) = invoke(&window, command, json!({})) {
+            let text = error.to_string();
+            assert!(
+                !text.contains("not found"),
+                "{command} is not registered: {text}"
+            );
+        }
+    }
+    for permission in &granted {
+        let command = permission.trim_start_matches("allow-").replace('-', "_");
+        assert!(
+            crate::COMMANDS.contains(&command.as_str()),
+            "{permission} grants an unknown command"
+        );
+    }
+}
+
+#[test]
+fn typescript_bindings_are_current() {
+    let path = manifest_dir().join("../ui/src/ipc/bindings.ts");
+    let generated = crate::ipc::typescript_bindings();
+    if std::env::var_os("CRIA_UPDATE_BINDINGS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "ui/src/ipc/bindings.ts is out of date with the Rust DTOs; regenerate it with \
+         `CRIA_UPDATE_BINDINGS=1 cargo test -p cria-app typescript_bindings`"
+    );
+}

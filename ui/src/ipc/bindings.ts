@@ -1,0 +1,18 @@
+// Generated from src-tauri/src/ipc.rs and error.rs by ts-rs. Do not edit by hand:
+// run `CRIA_UPDATE_BINDINGS=1 cargo test -p cria-app typescript_bindings`.
+
+export type ConversationDto = { id: number, title: string, updatedAtMs: number, pinned: boolean, };
+
+export type RoleDto = "system" | "user" | "assistant";
+
+export type MessageStatusDto = "streaming" | "complete" | "interrupted" | "failed" | "cancelled";
+
+export type MessageDto = { id: number, parentId: number | null, role: RoleDto, content: string, status: MessageStatusDto, error: string | null, createdAtMs: number, };
+
+export type TurnStartedDto = { conversationId: number, userMessageId: number, replyMessageId: number, };
+
+export type TurnEventDto = { "event": "started", "data": TurnStartedDto } | { "event": "token", "data": { text: string, } } | { "event": "finished", "data": { status: MessageStatusDto, error: string | null, } };
+
+export type ErrorKind = "NOT_FOUND" | "INVALID_INPUT" | "ENGINE" | "STORAGE" | "INTERNAL";
+
+export type IpcError = { kind: ErrorKind, message: string, };

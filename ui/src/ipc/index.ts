@@ -1,0 +1,69 @@
+// The UI's one door to the Rust side. Only this folder imports `@tauri-apps/api`, so every
+// component can be tested with mocked IPC and the UI can run in a plain browser for design work.
+import { Channel, invoke } from '@tauri-apps/api/core';
+import type {
+  ConversationDto,
+  ErrorKind,
+  IpcError,
+  MessageDto,
+  TurnEventDto,
+  TurnStartedDto,
+} from './bindings';
+
+export type * from './bindings';
+
+/** An error from a command, with the kind the UI can branch on and a message for people. */
+export class CriaError extends Error {
+  readonly kind: ErrorKind;
+
+  constructor(kind: ErrorKind, message: string) {
+    super(message);
+    this.name = 'CriaError';
+    this.kind = kind;
+  }
+}
+
+function isIpcError(value: unknown): value is IpcError {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as IpcError).kind === 'string' &&
+    typeof (value as IpcError).message === 'string'
+  );
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (error) {
+    if (isIpcError(error)) throw new CriaError(error.kind, error.message);
+    throw new CriaError('INTERNAL', String(error));
+  }
+}
+
+export function listConversations(): Promise<ConversationDto[]> {
+  return call('list_conversations');
+}
+
+export function getConversationMessages(conversationId: number): Promise<MessageDto[]> {
+  return call('get_conversation_messages', { conversationId });
+}
+
+/**
+ * Sends a message; `onEvent` receives `started`, then `token`s, then `finished`, in order.
+ * Resolves when the reply has ended (its final state is also in the last event).
+ */
+export function sendMessage(
+  conversationId: number | null,
+  text: string,
+  onEvent: (event: TurnEventDto) => void,
+): Promise<TurnStartedDto> {
+  const channel = new Channel<TurnEventDto>();
+  channel.onmessage = onEvent;
+  return call('send_message', { conversationId, text, onEvent: channel });
+}
+
+/** Stops a reply being generated. Resolves to false when it had already ended. */
+export function stopReply(replyMessageId: number): Promise<boolean> {
+  return call('stop_reply', { replyMessageId });
+}

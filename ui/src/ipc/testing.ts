@@ -1,0 +1,19 @@
+// Test helpers over Tauri's IPC mocks, kept beside the IPC module so tests import no platform
+// code of their own.
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import type { Channel } from '@tauri-apps/api/core';
+import type { TurnEventDto } from './bindings';
+
+export type CommandHandler = (command: string, args: Record<string, unknown>) => unknown;
+
+export function mockCommands(handler: CommandHandler): void {
+  mockIPC((command, args) => handler(command, (args ?? {}) as Record<string, unknown>));
+}
+
+/** Delivers `event` to the Channel a command received as `onEvent`. */
+export function emitTurnEvent(args: Record<string, unknown>, event: TurnEventDto): void {
+  const channel = args.onEvent as Channel<TurnEventDto>;
+  channel.onmessage(event);
+}
+
+export { clearMocks };
