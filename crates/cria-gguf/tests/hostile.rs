@@ -284,7 +284,25 @@ fn overlapping_tensors_are_refused() {
     let mut bytes = small_model_bytes();
     let fields = tensor_fields(&bytes, "second.weight");
     put_u64(&mut bytes, fields.offset, 0);
-    assert!(matches!(refused(&bytes), GgufError::TensorsOverlap { .. }));
+    assert!(matches!(
+        refused(&bytes),
+        GgufError::TensorsOverlap { ref first, ref second, .. }
+            if first == "first.weight" && second == "second.weight"
+    ));
+}
+
+#[test]
+fn tensors_out_of_table_order_are_refused() {
+    // Both in bounds and aligned, but swapped: llama.cpp requires table order, so must we.
+    let mut bytes = small_model_bytes();
+    let first = tensor_fields(&bytes, "first.weight");
+    let second = tensor_fields(&bytes, "second.weight");
+    put_u64(&mut bytes, first.offset, 64);
+    put_u64(&mut bytes, second.offset, 0);
+    assert!(matches!(
+        refused(&bytes),
+        GgufError::UnexpectedTensorOffset { ref name, found: 64, expected: 0 } if name == "first.weight"
+    ));
 }
 
 #[test]
