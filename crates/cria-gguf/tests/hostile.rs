@@ -148,6 +148,21 @@ fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
 }
 
 #[test]
+fn the_allocation_counter_sees_the_reader_allocate() {
+    // Guards the bound above: a counter stuck at zero would pass every hostile case.
+    let bytes = fixture::llama4_text_model(1).expect("fixture").to_bytes();
+    let before = allocated_bytes();
+    let file = parse_bytes(&bytes).expect("valid");
+    let allocated = allocated_bytes() - before;
+    let token_bytes: usize = fixture::llama4_vocabulary().iter().map(String::len).sum();
+    assert!(
+        allocated as usize > token_bytes,
+        "only {allocated} bytes counted"
+    );
+    drop(file);
+}
+
+#[test]
 fn the_small_model_itself_is_valid() {
     let file = parse_bytes(&small_model_bytes()).expect("valid");
     assert_eq!(file.tensors().len(), 2);
