@@ -196,6 +196,7 @@ fn describe_model(path: &Path, info: &cria_gguf::ModelInfo) -> String {
             None => heads.to_string(),
         }),
     );
+    optional("head size", info.key_length.map(|n| n.to_string()));
     optional(
         "experts",
         info.expert_count.map(|experts| {

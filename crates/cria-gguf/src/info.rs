@@ -15,6 +15,7 @@ use crate::{GgufError, Result};
 
 /// Summary of a model or projector file, for the model list and the memory planner.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ModelInfo {
     pub gguf_version: u32,
     pub file_bytes: u64,
@@ -31,6 +32,10 @@ pub struct ModelInfo {
     pub feed_forward_length: Option<u64>,
     pub head_count: Option<u64>,
     pub head_count_kv: Option<u64>,
+    /// Per-head key width when it is not `embedding_length / head_count` (Gemma 3: 256), which
+    /// the KV-cache estimate needs.
+    pub key_length: Option<u64>,
+    pub value_length: Option<u64>,
     pub expert_count: Option<u64>,
     pub expert_used_count: Option<u64>,
     pub expert_feed_forward_length: Option<u64>,
@@ -191,6 +196,8 @@ pub fn summarize(file: &GgufFile) -> Result<ModelInfo> {
         feed_forward_length: keys.count_or_first(&arch_key("feed_forward_length"))?,
         head_count: keys.count_or_first(&arch_key("attention.head_count"))?,
         head_count_kv: keys.count_or_first(&arch_key("attention.head_count_kv"))?,
+        key_length: keys.count(&arch_key("attention.key_length"))?,
+        value_length: keys.count(&arch_key("attention.value_length"))?,
         expert_count: keys.count(&arch_key("expert_count"))?,
         expert_used_count: keys.count(&arch_key("expert_used_count"))?,
         expert_feed_forward_length: keys.count(&arch_key("expert_feed_forward_length"))?,

@@ -42,6 +42,7 @@ fn gemma3_270m_is_summarised_correctly() {
     assert_eq!(info.embedding_length, Some(640));
     assert_eq!(info.head_count, Some(4));
     assert_eq!(info.head_count_kv, Some(1));
+    assert_eq!((info.key_length, info.value_length), (Some(256), Some(256)));
     assert_eq!(info.sliding_window, Some(512));
     assert_eq!(info.attention_chunk_size, None);
     assert_eq!(info.expert_count, None);
