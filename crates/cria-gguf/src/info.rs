@@ -166,14 +166,18 @@ pub fn summarize(file: &GgufFile) -> Result<ModelInfo> {
     let projector_type = keys.string("clip.projector_type")?;
     let has_vision_encoder = keys.flag("clip.has_vision_encoder")?;
     let has_audio_encoder = keys.flag("clip.has_audio_encoder")?;
-    let projector = (arch == "clip" || projector_type.is_some()).then(|| ProjectorInfo {
-        projector_type,
-        has_vision_encoder,
-        has_audio_encoder,
-        image_size: keys.count("clip.vision.image_size").ok().flatten(),
-        patch_size: keys.count("clip.vision.patch_size").ok().flatten(),
-        projection_dim: keys.count("clip.vision.projection_dim").ok().flatten(),
-    });
+    let projector = if arch == "clip" || projector_type.is_some() {
+        Some(ProjectorInfo {
+            projector_type,
+            has_vision_encoder,
+            has_audio_encoder,
+            image_size: keys.count("clip.vision.image_size")?,
+            patch_size: keys.count("clip.vision.patch_size")?,
+            projection_dim: keys.count("clip.vision.projection_dim")?,
+        })
+    } else {
+        None
+    };
 
     let split = match keys.count("split.count")? {
         Some(count) if count > 1 => Some(SplitInfo {
