@@ -496,29 +496,35 @@ fn plan_experts_on_cpu(facts: &ModelFacts, machine: &Machine, context: u32) -> O
         .sum();
     let gpu_count = gpu_budgets(machine).len() as u64;
     let fixed_gpu = non_expert + needs.kv_cache + needs.compute * gpu_count + needs.mmproj;
+
     if fixed_gpu > gpu_budget {
         return None;
     }
-    let spare = gpu_budget - fixed_gpu;
-    let gpu_moe_layers = u32::try_from((spare / per_layer.max(1)).min(u64::from(facts.moe_layers)))
-        .unwrap_or(facts.moe_layers)
-        // One layer of slack: per-device rounding must not overflow a GPU.
-        .saturating_sub(u32::from(gpu_count > 1));
+    // Start from what the summed budgets allow, then step down until every device fits (the
+    // first GPU also holds the projector, so proportional shares can overflow it).
+    let estimate = ((gpu_budget - fixed_gpu) / per_layer.max(1)).min(u64::from(facts.moe_layers));
+    let mut gpu_moe_layers = u32::try_from(estimate).unwrap_or(facts.moe_layers);
+    let gpus = loop {
+        let experts_on_gpu = (per_layer * u64::from(gpu_moe_layers)).min(facts.expert_bytes);
+        if let Some(gpus) = spread_on_gpus(
+            machine,
+            non_expert + experts_on_gpu,
+            experts_on_gpu,
+            needs.kv_cache,
+            needs.compute,
+            needs.mmproj,
+        ) {
+            break gpus;
+        }
+        gpu_moe_layers = gpu_moe_layers.checked_sub(1)?;
+    };
     let cpu_moe_layers = facts.moe_layers - gpu_moe_layers;
     if cpu_moe_layers == 0 {
-        // Everything fits after all; the all-on-GPU tier handles that case.
+        // Everything fits on the GPU after all; the all-on-GPU tier covers that.
         return None;
     }
     let experts_on_gpu = (per_layer * u64::from(gpu_moe_layers)).min(facts.expert_bytes);
     let experts_on_cpu = facts.expert_bytes - experts_on_gpu;
-    let gpus = spread_on_gpus(
-        machine,
-        non_expert + experts_on_gpu,
-        experts_on_gpu,
-        needs.kv_cache,
-        needs.compute,
-        needs.mmproj,
-    )?;
     let mut cpu = cpu_use(machine);
     cpu.weights = experts_on_cpu;
     cpu.expert_weights = experts_on_cpu;
@@ -527,7 +533,7 @@ fn plan_experts_on_cpu(facts: &ModelFacts, machine: &Machine, context: u32) -> O
         return None;
     }
     let reason = format!(
-        "The whole model ({}) is larger than GPU memory ({} usable), but it is a mixture of experts: attention, shared weights and the KV cache for {} tokens go on the GPU and the routed experts of {} of {} MoE layers ({}) stay in CPU RAM, where only {} of {} experts are read per token.",
+        "The whole model ({}) is larger than GPU memory ({} usable), but it is a mixture of experts: attention, shared weights and the KV cache for {} tokens go on the GPU and the routed experts of {} of {} MoE layers ({}) stay in CPU RAM, where each token reads only {} of the {} experts of a layer.",
         human_bytes(facts.weight_bytes),
         human_bytes(gpu_budget),
         context,
@@ -569,23 +575,26 @@ fn plan_layer_split(facts: &ModelFacts, machine: &Machine, context: u32) -> Opti
         return None;
     }
     let per_layer_total = (per_layer_weights + per_layer_kv).max(1);
-    let gpu_layers = ((gpu_budget - fixed_gpu) / per_layer_total)
-        .min(layers - 1)
-        .saturating_sub(gpu_count.saturating_sub(1));
-    if gpu_layers == 0 {
-        return None;
-    }
-    let gpu_weights = per_layer_weights * gpu_layers;
-    let gpu_experts = per_layer_experts * gpu_layers;
-    let gpu_kv = per_layer_kv * gpu_layers;
-    let gpus = spread_on_gpus(
-        machine,
-        gpu_weights,
-        gpu_experts,
-        gpu_kv,
-        needs.compute,
-        needs.mmproj,
-    )?;
+    let mut gpu_layers = ((gpu_budget - fixed_gpu) / per_layer_total).min(layers - 1);
+    let (gpus, gpu_weights, gpu_experts, gpu_kv) = loop {
+        if gpu_layers == 0 {
+            return None;
+        }
+        let gpu_weights = per_layer_weights * gpu_layers;
+        let gpu_experts = per_layer_experts * gpu_layers;
+        let gpu_kv = per_layer_kv * gpu_layers;
+        if let Some(gpus) = spread_on_gpus(
+            machine,
+            gpu_weights,
+            gpu_experts,
+            gpu_kv,
+            needs.compute,
+            needs.mmproj,
+        ) {
+            break (gpus, gpu_weights, gpu_experts, gpu_kv);
+        }
+        gpu_layers -= 1;
+    };
     let mut cpu = cpu_use(machine);
     cpu.weights = facts.weight_bytes - gpu_weights;
     cpu.expert_weights = facts.expert_bytes - gpu_experts.min(facts.expert_bytes);
@@ -705,12 +714,13 @@ fn does_not_fit(facts: &ModelFacts, machine: &Machine, context: u32) -> FitPlan 
     } else {
         ram + gpu_total
     };
+    let needed = needs.total() + host_overhead(facts);
     let reason = format!(
-        "Even at {} tokens of context the model needs about {} ({} of weights, {} of KV cache and buffers), but this machine has about {} usable ({} RAM{}). Choose a smaller quantization or a smaller model.",
+        "Even at {} tokens of context the model needs about {} ({} of weights, {} of KV cache, projector and buffers), but this machine has about {} usable ({} RAM{}). Choose a smaller quantization or a smaller model.",
         context,
-        human_bytes(needs.total()),
+        human_bytes(needed),
         human_bytes(needs.weights),
-        human_bytes(needs.kv_cache + needs.compute),
+        human_bytes(needed - needs.weights),
         human_bytes(have),
         human_bytes(ram),
         if machine.unified_memory || gpu_total == 0 {
@@ -906,4 +916,292 @@ pub fn render(plan: &FitPlan) -> String {
         None => out.push_str("speed: -\n"),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GB: u64 = 1_000_000_000;
+
+    fn gpu(name: &str, vram: u64, bandwidth: f64) -> GpuDevice {
+        GpuDevice {
+            name: name.to_owned(),
+            vram_total: vram,
+            vram_free: None,
+            bandwidth_gbps: Some(bandwidth),
+        }
+    }
+
+    /// The machine profiles the issue names.
+    fn profiles() -> Vec<(&'static str, Machine)> {
+        vec![
+            (
+                "gpu24_ram64",
+                Machine {
+                    ram_total: 64 * GIB,
+                    ram_available: None,
+                    gpus: vec![gpu("24 GB GPU", 24 * GIB, 936.0)],
+                    unified_memory: false,
+                    ram_bandwidth_gbps: Some(60.0),
+                },
+            ),
+            (
+                "gpu12_ram32",
+                Machine {
+                    ram_total: 32 * GIB,
+                    ram_available: None,
+                    gpus: vec![gpu("12 GB GPU", 12 * GIB, 360.0)],
+                    unified_memory: false,
+                    ram_bandwidth_gbps: Some(50.0),
+                },
+            ),
+            (
+                "cpu_ram128",
+                Machine {
+                    ram_total: 128 * GIB,
+                    ram_available: None,
+                    gpus: Vec::new(),
+                    unified_memory: false,
+                    ram_bandwidth_gbps: Some(80.0),
+                },
+            ),
+            (
+                "unified64",
+                Machine {
+                    ram_total: 64 * GIB,
+                    ram_available: None,
+                    gpus: Vec::new(),
+                    unified_memory: true,
+                    ram_bandwidth_gbps: Some(400.0),
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn llama4_catalog_verdicts_per_machine() {
+        let catalog = crate::catalog::Catalog::bundled().unwrap();
+        for (profile, machine) in profiles() {
+            let mut report = String::new();
+            for variant in catalog
+                .variants
+                .iter()
+                .filter(|variant| variant.model.starts_with("llama-4"))
+            {
+                let facts = catalog
+                    .facts(&variant.id, variant.mmproj.is_some())
+                    .unwrap();
+                let plan = plan(&facts, &machine, ContextRequest::Largest);
+                report.push_str(&format!("## {}\n{}\n", variant.id, render(&plan)));
+            }
+            insta::assert_snapshot!(profile, report);
+        }
+    }
+
+    #[test]
+    fn scout_iq1_on_a_24gb_gpu_keeps_experts_in_ram() {
+        let catalog = crate::catalog::Catalog::bundled().unwrap();
+        let facts = catalog.facts("llama-4-scout-ud-iq1-s", false).unwrap();
+        let machine = &profiles()[0].1;
+        let plan = plan(&facts, machine, ContextRequest::Largest);
+        assert_eq!(plan.verdict, Verdict::Hybrid, "{}", render(&plan));
+        assert!(matches!(plan.placement, Placement::ExpertsOnCpu { .. }));
+        assert_eq!(plan.context, MAX_DEFAULT_CONTEXT);
+        // Generation is bounded by the experts read from RAM: single-digit to tens of tokens/s.
+        let speed = plan.speed.unwrap();
+        assert!(
+            speed.low_tokens_per_s > 1.0 && speed.high_tokens_per_s < 100.0,
+            "{speed:?}"
+        );
+    }
+
+    #[test]
+    fn chunked_attention_keeps_kv_small() {
+        let catalog = crate::catalog::Catalog::bundled().unwrap();
+        let mut facts = catalog.facts("llama-4-scout-ud-iq1-s", false).unwrap();
+        let chunked = kv_cache_bytes(&facts, 131_072);
+        facts.attention = AttentionLayout::Full;
+        let full = kv_cache_bytes(&facts, 131_072);
+        // 12 of 48 layers keep the whole context: about a quarter plus the windows.
+        assert!(chunked * 3 < full, "chunked {chunked} vs full {full}");
+        assert_eq!(full, 48 * 131_072 * 2 * 8 * 128 * 2);
+    }
+
+    #[test]
+    fn a_small_model_fits_any_gpu_and_a_giant_fits_nothing() {
+        let catalog = crate::catalog::Catalog::bundled().unwrap();
+        let small = catalog
+            .facts("llama-3-2-1b-instruct-q4-k-m", false)
+            .unwrap();
+        let giant = catalog.facts("llama-4-maverick-ud-q4-k-xl", false).unwrap();
+        for (_, machine) in profiles() {
+            let plan_small = plan(&small, &machine, ContextRequest::Largest);
+            assert_ne!(plan_small.verdict, Verdict::DoesNotFit);
+            let plan_giant = plan(&giant, &machine, ContextRequest::Largest);
+            assert_eq!(
+                plan_giant.verdict,
+                Verdict::DoesNotFit,
+                "{}",
+                render(&plan_giant)
+            );
+            assert!(
+                plan_giant.reason.contains("smaller"),
+                "{}",
+                plan_giant.reason
+            );
+            assert!(plan_giant.speed.is_none());
+        }
+    }
+
+    fn arb_facts() -> impl Strategy<Value = ModelFacts> {
+        (
+            (
+                1u32..=96,
+                64u32..=8192,
+                1u32..=64,
+                1000u32..=260_000,
+                512u32..=2_000_000,
+            ),
+            (
+                1u64..=400 * GB,
+                0.0f64..0.97,
+                prop_oneof![Just(0u32), 2u32..=160],
+                1u32..=8,
+            ),
+            (any::<bool>(), 0u64..=3 * GB),
+        )
+            .prop_map(
+                |(
+                    (layers, embedding, heads, vocab, context),
+                    (weights, share, experts, used),
+                    (chunked, mmproj),
+                )| {
+                    let moe = experts > 1;
+                    let kv_heads = (heads / 4).max(1);
+                    ModelFacts {
+                        name: "arbitrary".to_owned(),
+                        architecture: "llama4".to_owned(),
+                        weight_bytes: weights,
+                        expert_bytes: if moe {
+                            (weights as f64 * share) as u64
+                        } else {
+                            0
+                        },
+                        layers,
+                        moe_layers: if moe { layers.div_ceil(2) } else { 0 },
+                        embedding,
+                        heads,
+                        kv_heads,
+                        head_dim: (embedding / heads).max(1),
+                        vocab,
+                        context_length: context,
+                        experts: if moe { experts } else { 0 },
+                        experts_used: if moe { used.min(experts) } else { 0 },
+                        attention: if chunked {
+                            AttentionLayout::Chunked {
+                                window: 8192,
+                                full_attention_every: 4,
+                            }
+                        } else {
+                            AttentionLayout::Full
+                        },
+                        mmproj_bytes: mmproj,
+                        estimated: false,
+                    }
+                },
+            )
+    }
+
+    fn arb_machine() -> impl Strategy<Value = Machine> {
+        (
+            1u64..=1024,
+            proptest::collection::vec((1u64..=192, proptest::option::of(0u64..=192)), 0..=3),
+            any::<bool>(),
+            proptest::option::of(5.0f64..800.0),
+        )
+            .prop_map(|(ram_gib, gpus, unified, bandwidth)| Machine {
+                ram_total: ram_gib * GIB,
+                ram_available: None,
+                gpus: if unified {
+                    Vec::new()
+                } else {
+                    gpus.into_iter()
+                        .enumerate()
+                        .map(|(index, (total, free))| GpuDevice {
+                            name: format!("gpu{index}"),
+                            vram_total: total * GIB,
+                            vram_free: free.map(|free| free.min(total) * GIB),
+                            bandwidth_gbps: None,
+                        })
+                        .collect()
+                },
+                unified_memory: unified,
+                ram_bandwidth_gbps: bandwidth,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn plans_are_sane(facts in arb_facts(), machine in arb_machine()) {
+            let plan = plan(&facts, &machine, ContextRequest::Largest);
+            prop_assert!(!plan.reason.is_empty());
+            if plan.verdict == Verdict::DoesNotFit {
+                prop_assert!(plan.speed.is_none());
+                return Ok(());
+            }
+            prop_assert!(plan.context > 0 && plan.context <= facts.context_length);
+            let speed = plan.speed.expect("a plan that fits has a speed");
+            prop_assert!(speed.low_tokens_per_s.is_finite() && speed.low_tokens_per_s > 0.0);
+            prop_assert!(speed.high_tokens_per_s >= speed.low_tokens_per_s);
+            for device in plan.gpus.iter().chain(std::iter::once(&plan.cpu)) {
+                prop_assert!(device.total() <= device.budget, "{} over budget", device.device);
+                prop_assert!(device.expert_weights <= device.weights);
+            }
+            let placed: u64 = plan.gpus.iter().map(|gpu| gpu.weights).sum::<u64>() + plan.cpu.weights;
+            prop_assert_eq!(placed, facts.weight_bytes, "every weight byte placed once");
+        }
+
+        #[test]
+        fn memory_grows_with_context(facts in arb_facts(), a in 1u32..2_000_000, b in 1u32..2_000_000) {
+            let (small, large) = (a.min(b), a.max(b));
+            let needs_small = memory_needs(&facts, small);
+            let needs_large = memory_needs(&facts, large);
+            prop_assert!(needs_small.total() > 0);
+            prop_assert!(needs_small.kv_cache <= needs_large.kv_cache);
+            prop_assert!(needs_small.total() <= needs_large.total());
+        }
+
+        #[test]
+        fn verdict_never_improves_with_more_context(
+            facts in arb_facts(),
+            machine in arb_machine(),
+            a in 1u32..300_000,
+            b in 1u32..300_000,
+        ) {
+            let (small, large) = (a.min(b), a.max(b));
+            let at_small = plan(&facts, &machine, ContextRequest::Exactly(small));
+            let at_large = plan(&facts, &machine, ContextRequest::Exactly(large));
+            prop_assert!(at_small.verdict <= at_large.verdict,
+                "{:?} at {} but {:?} at {}", at_small.verdict, small, at_large.verdict, large);
+        }
+
+        #[test]
+        fn moe_hybrid_keeps_only_experts_on_cpu(facts in arb_facts(), machine in arb_machine()) {
+            let plan = plan(&facts, &machine, ContextRequest::Largest);
+            if let Placement::ExpertsOnCpu { cpu_moe_layers } = plan.placement {
+                prop_assert!(facts.is_moe());
+                prop_assert!(cpu_moe_layers >= 1 && cpu_moe_layers <= facts.moe_layers);
+                prop_assert!(plan.cpu.weights > 0);
+                prop_assert_eq!(plan.cpu.weights, plan.cpu.expert_weights, "only experts in RAM");
+                let dense_on_gpu: u64 =
+                    plan.gpus.iter().map(|gpu| gpu.weights - gpu.expert_weights).sum();
+                prop_assert_eq!(dense_on_gpu, facts.weight_bytes - facts.expert_bytes);
+                prop_assert_eq!(plan.cpu.kv_cache, 0, "the KV cache stays on the GPU");
+            }
+        }
+    }
 }
