@@ -703,3 +703,255 @@ fn copy_into(source: &Path, folder: &Path) -> Result<String> {
     })?;
     Ok(name.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cria_gguf::fixture;
+
+    const GIB: u64 = 1024 * 1024 * 1024;
+
+    fn desktop() -> Machine {
+        Machine {
+            ram_total: 64 * GIB,
+            ram_available: None,
+            gpus: vec![planner::GpuDevice {
+                name: "gpu".to_owned(),
+                vram_total: 24 * GIB,
+                vram_free: None,
+                bandwidth_gbps: None,
+            }],
+            unified_memory: false,
+            ram_bandwidth_gbps: None,
+        }
+    }
+
+    /// A folder with the tiny Llama 4 model, its projector and an unrelated file.
+    fn model_folder() -> tempfile::TempDir {
+        let folder = tempfile::tempdir().unwrap();
+        fixture::write_llama4_text_model(&folder.path().join("tiny-llama4.gguf"), 1).unwrap();
+        fixture::write_llama4_mmproj(&folder.path().join("mmproj-tiny-llama4-f32.gguf"), 2)
+            .unwrap();
+        std::fs::write(folder.path().join("notes.txt"), "hello").unwrap();
+        folder
+    }
+
+    fn tree(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(next) = stack.pop() {
+            for entry in std::fs::read_dir(&next).unwrap().flatten() {
+                let path = entry.path();
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(path.clone());
+                }
+                out.push(path);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn import_in_place_pairs_the_projector_and_lists_a_verdict() {
+        let folder = model_folder();
+        let library_dir = tempfile::tempdir().unwrap();
+        let library = Library::open(library_dir.path()).unwrap();
+        let entry = library
+            .import(
+                &folder.path().join("tiny-llama4.gguf"),
+                ImportMode::Reference,
+            )
+            .unwrap();
+        assert_eq!(entry.architecture, "llama4");
+        let facts = entry.facts.as_ref().unwrap();
+        assert_eq!((facts.experts, facts.moe_layers, facts.layers), (4, 2, 4));
+        assert!(facts.expert_bytes > 0 && facts.expert_bytes < facts.weight_bytes);
+        assert!(matches!(
+            facts.attention,
+            AttentionLayout::Chunked { window: 8192, .. }
+        ));
+        let (files, mmproj) = library.paths(&entry).unwrap();
+        assert_eq!(files.len(), 1);
+        assert!(mmproj.unwrap().ends_with("mmproj-tiny-llama4-f32.gguf"));
+
+        // Importing the same file again does not duplicate it; the listing survives a reopen.
+        library
+            .import(
+                &folder.path().join("tiny-llama4.gguf"),
+                ImportMode::Reference,
+            )
+            .unwrap();
+        let reopened = Library::open(library_dir.path()).unwrap();
+        let rows = reopened.listing(&desktop()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].vision);
+        assert_eq!(rows[0].verdict, Some(Verdict::FitsOnGpu));
+        assert_eq!(rows[0].planned_context, 16384);
+
+        // Removing a referenced model never deletes the user's file.
+        reopened.remove(&entry.id).unwrap();
+        assert!(folder.path().join("tiny-llama4.gguf").is_file());
+        assert!(reopened.models().unwrap().is_empty());
+    }
+
+    #[test]
+    fn import_by_copy_stays_inside_the_library() {
+        let folder = model_folder();
+        let library_dir = tempfile::tempdir().unwrap();
+        let library = Library::open(library_dir.path()).unwrap();
+        let entry = library
+            .import(&folder.path().join("tiny-llama4.gguf"), ImportMode::Copy)
+            .unwrap();
+        let (files, mmproj) = library.paths(&entry).unwrap();
+        let root = library.dir().to_path_buf();
+        assert!(files[0].starts_with(&root) && files[0].is_file());
+        assert!(mmproj.unwrap().starts_with(&root));
+        assert_eq!(
+            std::fs::read(&files[0]).unwrap(),
+            std::fs::read(folder.path().join("tiny-llama4.gguf")).unwrap()
+        );
+        assert!(
+            !tree(&root)
+                .iter()
+                .any(|path| path.to_string_lossy().ends_with(".part"))
+        );
+        library.remove(&entry.id).unwrap();
+        assert!(!files[0].exists());
+        assert!(folder.path().join("tiny-llama4.gguf").is_file());
+    }
+
+    #[test]
+    fn bad_imports_are_refused_and_create_nothing() {
+        let folder = model_folder();
+        let library_dir = tempfile::tempdir().unwrap();
+        let library = Library::open(library_dir.path()).unwrap();
+        let before = tree(library.dir());
+        let outside_before = tree(folder.path());
+
+        std::fs::write(folder.path().join("garbage.gguf"), b"not a model at all").unwrap();
+        let truncated = std::fs::read(folder.path().join("tiny-llama4.gguf")).unwrap();
+        std::fs::write(
+            folder.path().join("cut.gguf"),
+            &truncated[..truncated.len() / 2],
+        )
+        .unwrap();
+        std::fs::create_dir(folder.path().join("dir.gguf")).unwrap();
+        let cases: Vec<PathBuf> = vec![
+            folder.path().join("garbage.gguf"),
+            folder.path().join("cut.gguf"),
+            folder.path().join("dir.gguf"),
+            folder.path().join("notes.txt"),
+            folder.path().join("mmproj-tiny-llama4-f32.gguf"),
+            folder.path().join("missing.gguf"),
+            PathBuf::from("../../../../etc/passwd"),
+            PathBuf::from("/etc/passwd"),
+            PathBuf::from("model\0.gguf"),
+            PathBuf::from("..\\..\\x.gguf"),
+        ];
+        for case in &cases {
+            for mode in [ImportMode::Reference, ImportMode::Copy] {
+                let result = library.import(case, mode);
+                assert!(result.is_err(), "{} imported", case.display());
+            }
+        }
+        let message = library
+            .import(
+                &folder.path().join("mmproj-tiny-llama4-f32.gguf"),
+                ImportMode::Reference,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("projector"), "{message}");
+        assert_eq!(
+            tree(library.dir()),
+            before,
+            "nothing created in the library"
+        );
+        let outside_after: Vec<PathBuf> = tree(folder.path())
+            .into_iter()
+            .filter(|path| {
+                !["garbage.gguf", "cut.gguf", "dir.gguf"]
+                    .iter()
+                    .any(|name| path.ends_with(name))
+            })
+            .collect();
+        assert_eq!(
+            outside_after, outside_before,
+            "nothing created next to the sources"
+        );
+        assert!(library.models().unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_planted_in_the_library_is_not_followed() {
+        let folder = model_folder();
+        let library_dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let library = Library::open(library_dir.path()).unwrap();
+        // The copy would go to models/tiny-llama4/tiny-llama4.gguf: plant a link there.
+        let target_dir = library.dir().join("models").join("tiny-llama4");
+        std::fs::create_dir_all(&target_dir).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("stolen.gguf"),
+            target_dir.join("tiny-llama4.gguf"),
+        )
+        .unwrap();
+        let result = library.import(&folder.path().join("tiny-llama4.gguf"), ImportMode::Copy);
+        assert!(result.is_err());
+        assert!(
+            tree(outside.path()).is_empty(),
+            "nothing written through the link"
+        );
+        // A linked models folder is refused as well.
+        let second = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), second.path().join("library.json")).unwrap();
+        let linked = Library::open(second.path()).unwrap();
+        assert!(linked.models().is_err());
+    }
+
+    #[test]
+    fn split_models_import_from_part_one_with_all_parts() {
+        let folder = tempfile::tempdir().unwrap();
+        let part = |index: u32| folder.path().join(format!("big-{index:05}-of-00002.gguf"));
+        fixture::write_llama4_text_model(&part(1), 1).unwrap();
+        let library_dir = tempfile::tempdir().unwrap();
+        let library = Library::open(library_dir.path()).unwrap();
+        let missing = library
+            .import(&part(1), ImportMode::Reference)
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("big-00002-of-00002.gguf"), "{missing}");
+        fixture::write_llama4_text_model(&part(2), 2).unwrap();
+        let wrong_part = library
+            .import(&part(2), ImportMode::Reference)
+            .unwrap_err()
+            .to_string();
+        assert!(wrong_part.contains("part 1"), "{wrong_part}");
+        let entry = library.import(&part(1), ImportMode::Reference).unwrap();
+        let single =
+            std::fs::metadata(part(1)).unwrap().len() + std::fs::metadata(part(2)).unwrap().len();
+        assert_eq!(entry.size_bytes, single);
+        assert_eq!(entry.id, "big");
+        let (files, _) = library.paths(&entry).unwrap();
+        assert_eq!(files.len(), 2);
+    }
+
+    #[test]
+    fn a_damaged_or_hostile_index_is_reported() {
+        let library_dir = tempfile::tempdir().unwrap();
+        let library = Library::open(library_dir.path()).unwrap();
+        std::fs::write(library.dir().join("library.json"), b"{ not json").unwrap();
+        assert!(matches!(
+            library.models(),
+            Err(ModelsError::IndexCorrupt { .. })
+        ));
+        let hostile = r#"{"version":1,"models":[{"id":"x","name":"x","location":{"kind":"managed","files":["../../evil.gguf"],"mmproj":null},"size_bytes":1,"architecture":"llama","quantization":"Q4","context_length":null,"facts":null}]}"#;
+        std::fs::write(library.dir().join("library.json"), hostile).unwrap();
+        assert!(matches!(
+            library.models(),
+            Err(ModelsError::IndexCorrupt { .. })
+        ));
+    }
+}
