@@ -8,8 +8,9 @@
 //! credential is attached only to requests for the exact host it was issued for.
 //!
 //! [`NetworkPolicy::loopback_for_tests`] is the one explicit exception, for loopback test
-//! servers: it allows plain http to the name `localhost` (resolved to 127.0.0.1 only). IP
-//! literals stay refused even then, so the production rules are what tests exercise.
+//! servers: it allows plain http to `localhost` and `*.localhost` names on its allow-list
+//! (resolved to 127.0.0.1 only). IP literals stay refused even then, so the production rules
+//! are what tests exercise.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -72,7 +73,8 @@ impl NetworkPolicy {
         }
     }
 
-    /// For loopback test servers only: plain http to `localhost`, short timeouts.
+    /// For loopback test servers only: plain http to `localhost` (add `*.localhost` names to
+    /// `allowed_hosts` to simulate other hosts), short timeouts.
     pub fn loopback_for_tests() -> Self {
         Self {
             allowed_hosts: vec!["localhost".to_owned()],
@@ -116,7 +118,7 @@ pub fn check_url(url: &Url, policy: &NetworkPolicy) -> Result<()> {
         }
         None => return Err(reject("the URL has no host".to_owned())),
     };
-    let loopback_test = policy.allow_loopback_http && host == "localhost";
+    let loopback_test = policy.allow_loopback_http && is_localhost_name(&host);
     match url.scheme() {
         "https" => {}
         "http" if loopback_test => {}
@@ -141,6 +143,13 @@ fn ip_refusal(ip: IpAddr) -> String {
     } else {
         format!("IP address {ip} is private, loopback or link-local")
     }
+}
+
+/// `localhost` and its subdomains (RFC 6761 reserves them for loopback); used only by the
+/// test policy, so tests can stand up "different hosts" on one machine.
+fn is_localhost_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
 }
 
 /// True for globally routable unicast addresses.
@@ -201,7 +210,7 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let host = name.as_str().to_owned();
         let allow_loopback = self.allow_loopback;
         Box::pin(async move {
-            if allow_loopback && host.eq_ignore_ascii_case("localhost") {
+            if allow_loopback && is_localhost_name(&host) {
                 let addrs: reqwest::dns::Addrs =
                     Box::new(std::iter::once(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
                 return Ok(addrs);
