@@ -98,7 +98,9 @@ struct Server {
 
 impl Server {
     async fn start(handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let port = listener.local_addr().expect("bound address").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
@@ -706,7 +708,10 @@ async fn redirect_refused(location: &str) -> (ModelsError, Vec<Request>) {
     )
     .await;
     assert!(listing(dir.path()).is_empty());
-    (result.expect_err("the redirect must be refused"), server.requests())
+    (
+        result.expect_err("the redirect must be refused"),
+        server.requests(),
+    )
 }
 
 #[tokio::test]
