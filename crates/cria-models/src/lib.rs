@@ -7,6 +7,7 @@
 //! - [`planner`]: pure arithmetic from [`planner::ModelFacts`] and [`planner::Machine`] to a
 //!   [`planner::FitPlan`]: where each byte goes (GPU, CPU RAM), the largest useful context, a verdict
 //!   in plain words and an expected speed range. No I/O, never NaN, never zero for a real model.
+//! - [`host`]: this computer's memory, combined with the GPUs the engine reports.
 //! - [`names`]: the only way a model or file name becomes a path inside the library directory.
 //! - [`library`]: the library directory and its `library.json` index (written atomically),
 //!   importing local GGUFs (in place or copied), pairing mmproj files, listing with fit verdicts.
@@ -20,6 +21,7 @@
 
 pub mod catalog;
 pub mod download;
+pub mod host;
 pub mod library;
 pub mod names;
 pub mod net;
