@@ -912,6 +912,102 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_catalog_download_is_registered_with_real_metadata() {
+        let catalog = Catalog::parse(
+            r#"
+schema = 1
+[[model]]
+id = "tiny"
+name = "Tiny Llama 4"
+architecture = "llama4"
+license = "test"
+license_url = "https://example.org/license"
+context_length = 16384
+profile = "fast"
+layers = 4
+embedding = 64
+heads = 4
+kv_heads = 2
+head_dim = 16
+vocab = 300
+total_params = 1000000
+active_params = 500000
+moe = { experts = 4, experts_used = 1, shared_expert = true, moe_layers = 2, expert_params = 400000 }
+[[mmproj]]
+id = "tiny-mmproj"
+model = "tiny"
+approx_size_bytes = 1000
+[mmproj.file]
+url = "https://huggingface.co/o/r/resolve/main/mmproj-tiny.gguf"
+sha256 = "unknown"
+[[variant]]
+id = "tiny-f32"
+model = "tiny"
+quantization = "F32"
+bits = 32.0
+repo = "o/r"
+revision = "main"
+mmproj = "tiny-mmproj"
+approx_size_bytes = 1000000
+[[variant.files]]
+url = "https://huggingface.co/o/r/resolve/main/tiny.gguf"
+sha256 = "unknown"
+"#,
+        )
+        .unwrap();
+        let library_dir = tempfile::tempdir().unwrap();
+        let library = Library::open(library_dir.path()).unwrap();
+        let folder = library.download_dir("tiny-f32").unwrap();
+        let job = catalog.download_job("tiny-f32", true).unwrap();
+        assert_eq!(job.files.len(), 2);
+        fixture::write_llama4_text_model(&folder.join(&job.files[0].file_name), 1).unwrap();
+        fixture::write_llama4_mmproj(&folder.join(&job.files[1].file_name), 2).unwrap();
+        let downloaded: Vec<DownloadedFile> = job
+            .files
+            .iter()
+            .map(|file| DownloadedFile {
+                path: folder.join(&file.file_name),
+                size: std::fs::metadata(folder.join(&file.file_name))
+                    .unwrap()
+                    .len(),
+                sha256: "0".repeat(64),
+            })
+            .collect();
+        let entry = library
+            .add_downloaded(&catalog, "tiny-f32", &downloaded)
+            .unwrap();
+        let facts = entry.facts.as_ref().unwrap();
+        assert!(
+            !facts.estimated,
+            "metadata from the file wins over the catalog estimate"
+        );
+        assert_eq!(
+            facts.weight_bytes,
+            cria_gguf::inspect(&downloaded[0].path)
+                .unwrap()
+                .tensor_bytes
+        );
+        assert!(facts.mmproj_bytes > 0);
+        let rows = library.listing(&desktop()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].vision);
+        assert_eq!(rows[0].quantization, "F32");
+        // A file outside the model's folder is refused.
+        let stray = DownloadedFile {
+            path: library_dir.path().join("x.gguf"),
+            size: 1,
+            sha256: "0".repeat(64),
+        };
+        assert!(
+            library
+                .add_downloaded(&catalog, "tiny-f32", &[stray])
+                .is_err()
+        );
+        library.remove("tiny-f32").unwrap();
+        assert!(!folder.exists());
+    }
+
+    #[test]
     fn split_models_import_from_part_one_with_all_parts() {
         let folder = tempfile::tempdir().unwrap();
         let part = |index: u32| folder.path().join(format!("big-{index:05}-of-00002.gguf"));
