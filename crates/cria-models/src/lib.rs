@@ -125,3 +125,32 @@ impl ModelsError {
         }
     }
 }
+
+#[cfg(test)]
+mod wiring {
+    /// Architecture Invariant check: the manifest names no Cria crate but `cria-gguf`, and
+    /// nothing of Tauri, llama.cpp or native TLS.
+    #[test]
+    fn dependencies_respect_the_crate_boundaries() {
+        let manifest = include_str!("../Cargo.toml");
+        let dependencies: Vec<&str> = manifest
+            .lines()
+            .filter_map(|line| line.split_once(".workspace").map(|(name, _)| name.trim()))
+            .chain(
+                manifest
+                    .lines()
+                    .filter_map(|line| line.split_once(" = {").map(|(name, _)| name.trim())),
+            )
+            .collect();
+        assert!(dependencies.contains(&"cria-gguf"), "{dependencies:?}");
+        for name in &dependencies {
+            assert!(
+                !name.starts_with("cria-") || *name == "cria-gguf",
+                "{name} must not be a dependency"
+            );
+            for banned in ["tauri", "llama", "native-tls", "openssl", "aws-lc"] {
+                assert!(!name.contains(banned), "{name} must not be a dependency");
+            }
+        }
+    }
+}
