@@ -8,7 +8,8 @@
 //! appends); a `206` whose `Content-Range` does not start where the part ends is refused; an
 //! error page is never written. Damaged data (checksum mismatch, more bytes than expected, a
 //! changed file behind the same URL) deletes the part; an interruption (network, cancel, disk
-//! full) keeps it for resuming. Free space is checked before each file, writes go through
+//! full) keeps it for resuming. One download per file at a time (an OS lock on
+//! `<name>.part.lock`). Free space is checked before each file, writes go through
 //! [`PartStorage`] so disk-full is testable, and the finished file is fsynced, renamed
 //! atomically and its folder fsynced.
 
@@ -284,6 +285,7 @@ impl Downloader {
         if final_path.exists() {
             return verify_existing(&final_path, file.size, expected_sha.as_deref()).await;
         }
+        let _lock = PartLock::acquire(dir, name)?;
 
         let mut attempts = 0;
         loop {
@@ -661,6 +663,40 @@ impl Downloader {
             size,
             sha256: actual,
         })
+    }
+}
+
+/// Keeps two downloads (two windows, a double click) from writing the same part file: an OS file
+/// lock on `<name>.part.lock`, released and removed when the download ends or is dropped.
+struct PartLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl PartLock {
+    fn acquire(dir: &Path, name: &str) -> Result<Self> {
+        let path = names::confined_path(dir, &format!("{name}.part.lock"))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|error| ModelsError::io("creating the download lock", &path, error))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { path, _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(ModelsError::AlreadyDownloading {
+                file: name.to_owned(),
+            }),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(ModelsError::io("locking the download", &path, error))
+            }
+        }
+    }
+}
+
+impl Drop for PartLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -97,6 +97,8 @@ pub enum ModelsError {
         "the response from {url} uses Content-Encoding {encoding:?}, which is refused for safety"
     )]
     UnexpectedEncoding { url: String, encoding: String },
+    #[error("{file} is already being downloaded; wait for that download or cancel it")]
+    AlreadyDownloading { file: String },
     #[error("the download was cancelled; the partial file is kept so it can resume")]
     Cancelled,
     #[error("the library index {path} is damaged: {message}")]

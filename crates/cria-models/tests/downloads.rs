@@ -1172,3 +1172,57 @@ async fn a_symlink_at_the_destination_is_not_followed() {
     assert!(result.is_err(), "{result:?}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"important");
 }
+
+#[tokio::test]
+async fn the_same_file_is_never_downloaded_twice_at_once() {
+    let content = body(300_000, 17);
+    let served = content.clone();
+    let server = Server::start(move |_, _| {
+        Reply {
+            stall_after: Some(100_000),
+            ..Reply::ok(&served)
+        }
+        .header("ETag", "\"l\"")
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wanted = file(server.url("/m.gguf"), "m.gguf", &content);
+    let cancel = CancelToken::new();
+    let first = {
+        let dir = dir.path().to_path_buf();
+        let wanted = wanted.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            downloader()
+                .download(
+                    &dir,
+                    &DownloadJob {
+                        files: vec![wanted],
+                    },
+                    &cancel,
+                    &mut |_| {},
+                )
+                .await
+        })
+    };
+    let part = dir.path().join("m.gguf.part");
+    for _ in 0..200 {
+        if std::fs::metadata(&part).map(|meta| meta.len()).unwrap_or(0) >= 100_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (second, _) = run(&downloader(), dir.path(), vec![wanted]).await;
+    assert!(
+        matches!(second, Err(ModelsError::AlreadyDownloading { .. })),
+        "{second:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(&part).unwrap().len(),
+        100_000,
+        "the second run wrote nothing"
+    );
+    cancel.cancel();
+    assert!(matches!(first.await.unwrap(), Err(ModelsError::Cancelled)));
+    assert_eq!(listing(dir.path()), ["m.gguf.part", "m.gguf.part.json"]);
+}
