@@ -53,6 +53,46 @@ pub struct DownloadJob {
     pub files: Vec<DownloadFile>,
 }
 
+impl DownloadJob {
+    /// Fills unknown sizes and checksums from the hub's file listing (its LFS metadata), matching
+    /// each URL's path after `/resolve/<revision>/`. Known values are never overwritten; a listing
+    /// that disagrees with a known checksum is reported, since one of them is wrong.
+    pub fn fill_from_listing(&mut self, listing: &[net::RemoteFile]) -> Result<()> {
+        for file in &mut self.files {
+            let Some(repo_path) = resolve_path(&file.url) else {
+                continue;
+            };
+            let Some(remote) = listing.iter().find(|remote| remote.path == repo_path) else {
+                continue;
+            };
+            match (&file.sha256, &remote.sha256) {
+                (Some(known), Some(listed)) if !known.eq_ignore_ascii_case(listed) => {
+                    return Err(ModelsError::ChecksumMismatch {
+                        file: file.file_name.clone(),
+                        expected: known.clone(),
+                        actual: listed.clone(),
+                    });
+                }
+                (None, Some(listed)) => file.sha256 = Some(listed.clone()),
+                _ => {}
+            }
+            if file.size.is_none() && remote.sha256.is_some() {
+                // Only LFS entries carry the real size; plain entries may be pointer files.
+                file.size = Some(remote.size);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The repository path of a hub resolve URL (`.../resolve/<revision>/<path>`), without query.
+fn resolve_path(url: &str) -> Option<String> {
+    let without_query = url.split(['?', '#']).next()?;
+    let (_, after) = without_query.split_once("/resolve/")?;
+    let (_revision, path) = after.split_once('/')?;
+    (!path.is_empty()).then(|| path.to_owned())
+}
+
 /// A finished, verified file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownloadedFile {
@@ -1013,5 +1053,65 @@ impl Meter {
             bytes_per_second: self.rate,
             eta_seconds,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listing_fills_unknown_checksums_only() {
+        let sha_a = "a".repeat(64);
+        let sha_b = "b".repeat(64);
+        let mut job = DownloadJob {
+            files: vec![
+                DownloadFile {
+                    url: "https://huggingface.co/o/r/resolve/main/UD/m-00001-of-00002.gguf"
+                        .to_owned(),
+                    file_name: "m-00001-of-00002.gguf".to_owned(),
+                    size: None,
+                    sha256: None,
+                },
+                DownloadFile {
+                    url: "https://huggingface.co/o/r/resolve/main/UD/m-00002-of-00002.gguf"
+                        .to_owned(),
+                    file_name: "m-00002-of-00002.gguf".to_owned(),
+                    size: Some(7),
+                    sha256: Some(sha_b.clone()),
+                },
+            ],
+        };
+        let listing = vec![
+            net::RemoteFile {
+                path: "UD/m-00001-of-00002.gguf".to_owned(),
+                size: 42,
+                sha256: Some(sha_a.clone()),
+            },
+            net::RemoteFile {
+                path: "UD/m-00002-of-00002.gguf".to_owned(),
+                size: 7,
+                sha256: Some(sha_b.clone()),
+            },
+        ];
+        job.fill_from_listing(&listing).unwrap();
+        assert_eq!(job.files[0].sha256.as_deref(), Some(sha_a.as_str()));
+        assert_eq!(job.files[0].size, Some(42));
+        assert_eq!(job.files[1].sha256.as_deref(), Some(sha_b.as_str()));
+
+        let conflicting = vec![net::RemoteFile {
+            path: "UD/m-00002-of-00002.gguf".to_owned(),
+            size: 7,
+            sha256: Some(sha_a),
+        }];
+        assert!(matches!(
+            job.fill_from_listing(&conflicting),
+            Err(ModelsError::ChecksumMismatch { .. })
+        ));
+        assert_eq!(
+            resolve_path("https://h/o/r/resolve/main/x.gguf?download=true").as_deref(),
+            Some("x.gguf")
+        );
+        assert_eq!(resolve_path("https://h/o/r/blob/main/x.gguf"), None);
     }
 }
