@@ -1,6 +1,7 @@
 //! `cria`: the assistant without the window, over the same core as the app.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,24 @@ enum Command {
     /// Work with stored conversations.
     #[command(subcommand)]
     Conversations(ConversationsCommand),
+    /// Work with model files.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Check a GGUF file and show what it holds, without loading it.
+    ///
+    /// Exits with status 1 and the reason when the file is damaged or not a GGUF model.
+    ///
+    /// Example: cria models inspect models/gemma-3-270m-q4_k_m.gguf --json
+    Inspect {
+        file: PathBuf,
+        /// Print the full summary, every tensor included, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,6 +70,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Inspecting a file needs neither the app's data directory nor an async runtime.
+    if let Command::Models(ModelsCommand::Inspect { file, json }) = &cli.command {
+        return inspect_model(file, *json);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -96,6 +119,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Models(ModelsCommand::Inspect { file, json }) => {
+            return Ok(inspect_model(&file, json));
+        }
         Command::Conversations(ConversationsCommand::List { json }) => {
             let conversations = cria.list_conversations(100, 0).await?;
             if json {
@@ -108,4 +134,199 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn inspect_model(path: &Path, json: bool) -> ExitCode {
+    let info = match cria_gguf::inspect(path) {
+        Ok(info) => info,
+        Err(error) => {
+            eprintln!(
+                "cria: {} is not a usable model file: {error}",
+                path.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&info) {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("cria: cannot print the summary: {error}");
+                return ExitCode::from(2);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    print!("{}", describe_model(path, &info));
+    ExitCode::SUCCESS
+}
+
+/// The human-readable summary: one `label  value` line per known fact.
+fn describe_model(path: &Path, info: &cria_gguf::ModelInfo) -> String {
+    let mut lines: Vec<(&str, String)> = vec![
+        ("file", path.display().to_string()),
+        (
+            "size",
+            format!(
+                "{} (GGUF v{})",
+                human_bytes(info.file_bytes),
+                info.gguf_version
+            ),
+        ),
+    ];
+    let mut optional = |label, value: Option<String>| {
+        if let Some(value) = value {
+            lines.push((label, value));
+        }
+    };
+    optional("architecture", info.architecture.clone());
+    optional("name", info.name.clone());
+    optional("quantization", Some(info.quantization.clone()));
+    optional("context length", info.context_length.map(|n| n.to_string()));
+    optional("layers", info.block_count.map(|n| n.to_string()));
+    optional("embedding", info.embedding_length.map(|n| n.to_string()));
+    optional(
+        "feed-forward",
+        info.feed_forward_length.map(|n| n.to_string()),
+    );
+    optional(
+        "heads",
+        info.head_count.map(|heads| match info.head_count_kv {
+            Some(kv) => format!("{heads} ({kv} key/value)"),
+            None => heads.to_string(),
+        }),
+    );
+    optional("head size", info.key_length.map(|n| n.to_string()));
+    optional(
+        "experts",
+        info.expert_count.map(|experts| {
+            let used = info
+                .expert_used_count
+                .map_or(String::new(), |n| format!(", {n} used"));
+            let width = info
+                .expert_feed_forward_length
+                .map_or(String::new(), |n| format!(", feed-forward {n}"));
+            let step = info
+                .interleave_moe_layer_step
+                .map_or(String::new(), |n| format!(", every {n} layers"));
+            format!("{experts}{used}{width}{step}")
+        }),
+    );
+    optional("sliding window", info.sliding_window.map(|n| n.to_string()));
+    optional(
+        "attention chunk",
+        info.attention_chunk_size.map(|n| n.to_string()),
+    );
+    optional("vocabulary", info.vocab_size.map(|n| n.to_string()));
+    optional(
+        "tokenizer",
+        info.tokenizer_model
+            .as_ref()
+            .map(|model| match &info.tokenizer_pre {
+                Some(pre) => format!("{model} (pre {pre})"),
+                None => model.clone(),
+            }),
+    );
+    optional(
+        "chat template",
+        Some(match &info.chat_template {
+            Some(template) => format!("yes ({} bytes)", template.len()),
+            None => "none".to_owned(),
+        }),
+    );
+    optional(
+        "projector",
+        info.projector.as_ref().map(|projector| {
+            format!(
+                "mmproj, type {}",
+                projector.projector_type.as_deref().unwrap_or("unknown")
+            )
+        }),
+    );
+    optional(
+        "split",
+        info.split
+            .as_ref()
+            .map(|split| format!("file {} of {}", split.index + 1, split.count)),
+    );
+    optional(
+        "tensors",
+        Some(format!(
+            "{} tensors, {} ({} in experts)",
+            info.tensors.len(),
+            human_bytes(info.tensor_bytes),
+            human_bytes(info.expert_tensor_bytes)
+        )),
+    );
+    let by_type: Vec<String> = info
+        .bytes_by_type
+        .iter()
+        .map(|(name, bytes)| format!("{name} {}", human_bytes(*bytes)))
+        .collect();
+    optional("tensor types", Some(by_type.join(", ")));
+    let width = lines
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|(label, value)| format!("{label:<width$}  {value}\n"))
+        .collect()
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_summary_names_the_llama4_facts() {
+        let bytes = cria_gguf::fixture::llama4_text_model(1)
+            .expect("fixture builds")
+            .to_bytes();
+        let file = cria_gguf::parse_bytes(&bytes).expect("fixture is valid");
+        let info = cria_gguf::summarize(&file).expect("fixture summarises");
+        let text = describe_model(Path::new("llama4.gguf"), &info);
+        let value_of = |label: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(label))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(value_of("architecture"), "llama4");
+        assert_eq!(value_of("layers"), "4");
+        assert_eq!(value_of("heads"), "4 (2 key/value)");
+        assert_eq!(
+            value_of("experts"),
+            "4, 1 used, feed-forward 96, every 2 layers"
+        );
+        assert_eq!(value_of("attention chunk"), "8192");
+        assert_eq!(value_of("tokenizer"), "gpt2 (pre llama4)");
+        assert!(value_of("chat template").starts_with("yes ("), "{text}");
+        assert_eq!(value_of("quantization"), "F32");
+        assert!(!text.contains("projector"));
+    }
+
+    #[test]
+    fn sizes_are_shown_in_decimal_units() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(253_113_024), "253.1 MB");
+        assert_eq!(human_bytes(2_000_000_000_000), "2.0 TB");
+    }
 }

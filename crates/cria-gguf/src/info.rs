@@ -15,6 +15,7 @@ use crate::{GgufError, Result};
 
 /// Summary of a model or projector file, for the model list and the memory planner.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ModelInfo {
     pub gguf_version: u32,
     pub file_bytes: u64,
@@ -31,6 +32,10 @@ pub struct ModelInfo {
     pub feed_forward_length: Option<u64>,
     pub head_count: Option<u64>,
     pub head_count_kv: Option<u64>,
+    /// Per-head key width when it is not `embedding_length / head_count` (Gemma 3: 256), which
+    /// the KV-cache estimate needs.
+    pub key_length: Option<u64>,
+    pub value_length: Option<u64>,
     pub expert_count: Option<u64>,
     pub expert_used_count: Option<u64>,
     pub expert_feed_forward_length: Option<u64>,
@@ -161,14 +166,18 @@ pub fn summarize(file: &GgufFile) -> Result<ModelInfo> {
     let projector_type = keys.string("clip.projector_type")?;
     let has_vision_encoder = keys.flag("clip.has_vision_encoder")?;
     let has_audio_encoder = keys.flag("clip.has_audio_encoder")?;
-    let projector = (arch == "clip" || projector_type.is_some()).then(|| ProjectorInfo {
-        projector_type,
-        has_vision_encoder,
-        has_audio_encoder,
-        image_size: keys.count("clip.vision.image_size").ok().flatten(),
-        patch_size: keys.count("clip.vision.patch_size").ok().flatten(),
-        projection_dim: keys.count("clip.vision.projection_dim").ok().flatten(),
-    });
+    let projector = if arch == "clip" || projector_type.is_some() {
+        Some(ProjectorInfo {
+            projector_type,
+            has_vision_encoder,
+            has_audio_encoder,
+            image_size: keys.count("clip.vision.image_size")?,
+            patch_size: keys.count("clip.vision.patch_size")?,
+            projection_dim: keys.count("clip.vision.projection_dim")?,
+        })
+    } else {
+        None
+    };
 
     let split = match keys.count("split.count")? {
         Some(count) if count > 1 => Some(SplitInfo {
@@ -191,6 +200,8 @@ pub fn summarize(file: &GgufFile) -> Result<ModelInfo> {
         feed_forward_length: keys.count_or_first(&arch_key("feed_forward_length"))?,
         head_count: keys.count_or_first(&arch_key("attention.head_count"))?,
         head_count_kv: keys.count_or_first(&arch_key("attention.head_count_kv"))?,
+        key_length: keys.count(&arch_key("attention.key_length"))?,
+        value_length: keys.count(&arch_key("attention.value_length"))?,
         expert_count: keys.count(&arch_key("expert_count"))?,
         expert_used_count: keys.count(&arch_key("expert_used_count"))?,
         expert_feed_forward_length: keys.count(&arch_key("expert_feed_forward_length"))?,
@@ -330,5 +341,124 @@ impl Keys<'_> {
             Some(Value::Bool(flag)) => Ok(*flag),
             Some(other) => Err(Self::wrong(key, "bool", other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GgufWriter, parse_bytes};
+
+    fn summary_of(writer: &GgufWriter) -> Result<ModelInfo> {
+        summarize(&parse_bytes(&writer.to_bytes()).expect("structurally valid"))
+    }
+
+    #[test]
+    fn quantization_falls_back_to_the_type_holding_most_matrix_bytes() {
+        let mut writer = GgufWriter::new();
+        writer.add("general.architecture", "llama");
+        writer
+            .add_tensor(
+                "blk.0.attn_q.weight",
+                &[256, 4],
+                GgmlType::Q4K,
+                vec![0; 4 * 144],
+            )
+            .expect("tensor");
+        writer
+            .add_tensor(
+                "blk.0.attn_k.weight",
+                &[32, 2],
+                GgmlType::Q8_0,
+                vec![0; 2 * 34],
+            )
+            .expect("tensor");
+        // A large 1-D F32 norm must not count: norms are F32 in every file.
+        writer
+            .add_f32_tensor("output_norm.weight", &[1024], &[1.0; 1024])
+            .expect("tensor");
+        let info = summary_of(&writer).expect("summary");
+        assert_eq!(info.quantization, "Q4_K");
+        assert_eq!(info.file_type, None);
+        assert_eq!(info.tensor_bytes, 4 * 144 + 2 * 34 + 4096);
+        assert_eq!(info.bytes_by_type["F32"], 4096);
+
+        writer.add("general.file_type", 17u32);
+        assert_eq!(summary_of(&writer).expect("summary").quantization, "Q5_K_M");
+        // An id llama.cpp does not define and no tensors to fall back on.
+        let mut fresh = GgufWriter::new();
+        fresh.add("general.file_type", 999u32);
+        assert_eq!(summary_of(&fresh).expect("summary").quantization, "unknown");
+    }
+
+    #[test]
+    fn expert_tensors_are_recognised_by_name() {
+        for (name, expert) in [
+            ("blk.1.ffn_gate_exps.weight", true),
+            ("blk.1.ffn_down_exps.weight", true),
+            ("blk.1.ffn_gate_up_exps.weight", true),
+            ("blk.1.ffn_up_exps.bias", true),
+            ("blk.1.ffn_gate_shexp.weight", false),
+            ("blk.1.ffn_gate_inp.weight", false),
+            ("blk.1.ffn_up.weight", false),
+            ("token_embd.weight", false),
+        ] {
+            assert_eq!(is_expert_tensor(name), expert, "{name}");
+        }
+    }
+
+    #[test]
+    fn per_layer_arrays_give_their_first_value() {
+        let mut writer = GgufWriter::new();
+        writer
+            .add("general.architecture", "openelm")
+            .add("openelm.attention.head_count", vec![12i32, 16, 20])
+            .add("openelm.attention.head_count_kv", vec![3u32, 4, 5])
+            .add("openelm.feed_forward_length", 768u64)
+            .add("openelm.block_count", 3u8);
+        let info = summary_of(&writer).expect("summary");
+        assert_eq!(info.head_count, Some(12));
+        assert_eq!(info.head_count_kv, Some(3));
+        assert_eq!(info.feed_forward_length, Some(768));
+        assert_eq!(info.block_count, Some(3));
+        assert_eq!(info.attention_chunk_size, None);
+    }
+
+    #[test]
+    fn wrongly_typed_keys_are_errors_not_silent_gaps() {
+        for (key, value) in [
+            ("general.architecture", Value::U32(1)),
+            ("llama4.block_count", Value::I32(-4)),
+            (
+                "llama4.attention.head_count",
+                Value::Array(crate::Array::F32(vec![1.0])),
+            ),
+            ("tokenizer.ggml.tokens", Value::String("a".to_owned())),
+            ("clip.has_vision_encoder", Value::U8(1)),
+        ] {
+            let mut writer = GgufWriter::new();
+            if key != "general.architecture" {
+                writer.add("general.architecture", "llama4");
+            }
+            writer.add(key, value);
+            let error = summary_of(&writer).expect_err(key);
+            assert!(
+                matches!(error, GgufError::WrongKeyType { key: ref found, .. } if found == key),
+                "{key}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_projector_is_recognised_by_its_type_key_even_without_the_clip_architecture() {
+        let mut writer = GgufWriter::new();
+        writer
+            .add("clip.projector_type", "gemma3")
+            .add("clip.has_vision_encoder", true);
+        let info = summary_of(&writer).expect("summary");
+        let projector = info.projector.expect("mmproj");
+        assert_eq!(projector.projector_type.as_deref(), Some("gemma3"));
+        assert!(projector.has_vision_encoder && !projector.has_audio_encoder);
+        assert_eq!(info.architecture, None);
     }
 }

@@ -168,13 +168,22 @@ pub enum GgufError {
         file_len: u64,
     },
     #[error(
-        "damaged tensor table: tensors {first:?} and {second:?} overlap at byte {offset} of the \
-         file"
+        "damaged tensor table: tensor {second:?} at byte {offset} of the file overlaps the data \
+         of the tensor before it ({first:?})"
     )]
     TensorsOverlap {
         first: String,
         second: String,
         offset: u64,
+    },
+    #[error(
+        "damaged tensor table: tensor {name:?} has data offset {found}, but the tensors before it \
+         end at {expected}; tensors must follow each other in table order"
+    )]
+    UnexpectedTensorOffset {
+        name: String,
+        found: u64,
+        expected: u64,
     },
     #[error("metadata key {key:?} has type {found}, expected {expected}")]
     WrongKeyType {

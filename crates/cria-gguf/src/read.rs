@@ -9,6 +9,10 @@
 //! Every declared count or length is checked against the bytes left in the file (and a fixed
 //! limit) before anything is allocated for it; every size and offset is computed with checked
 //! arithmetic. Only the header, metadata and tensor table are read; tensor data never is.
+//!
+//! What passes here passes llama.cpp's own `gguf_init_from_file` checks too (same type table,
+//! dimension and size limits, alignment rules, tensors laid out in table order), and each tensor's
+//! data lies inside the file, which llama.cpp's loader checks only later.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -246,23 +250,7 @@ pub fn read_from<R: Read>(reader: R, file_len: u64) -> Result<GgufFile> {
         }
         tensor.file_offset = start;
     }
-
-    let mut by_start: Vec<&TensorInfo> = tensors.iter().collect();
-    by_start.sort_by_key(|tensor| (tensor.file_offset, tensor.n_bytes));
-    for pair in by_start.windows(2) {
-        let (first, second) = (pair[0], pair[1]);
-        // Both ends were checked against the file length above, so this cannot overflow.
-        if first.n_bytes > 0
-            && second.n_bytes > 0
-            && first.file_offset + first.n_bytes > second.file_offset
-        {
-            return Err(GgufError::TensorsOverlap {
-                first: first.name.clone(),
-                second: second.name.clone(),
-                offset: second.file_offset,
-            });
-        }
-    }
+    check_data_layout(&tensors, alignment_bytes, data_offset)?;
 
     Ok(GgufFile {
         version,
@@ -273,6 +261,41 @@ pub fn read_from<R: Read>(reader: R, file_len: u64) -> Result<GgufFile> {
         key_index,
         tensors,
     })
+}
+
+/// llama.cpp requires the data section to hold the tensors in table order, each starting at the
+/// padded end of the one before: anything else (overlaps, gaps, reordering) it refuses, so we do.
+fn check_data_layout(tensors: &[TensorInfo], alignment: u64, data_offset: u64) -> Result<()> {
+    let mut expected = 0u64;
+    let mut previous: Option<&TensorInfo> = None;
+    for tensor in tensors {
+        if tensor.offset < expected {
+            return Err(GgufError::TensorsOverlap {
+                first: previous.map_or_else(String::new, |p| p.name.clone()),
+                second: tensor.name.clone(),
+                offset: tensor.file_offset,
+            });
+        }
+        if tensor.offset > expected {
+            return Err(GgufError::UnexpectedTensorOffset {
+                name: tensor.name.clone(),
+                found: tensor.offset,
+                expected,
+            });
+        }
+        let padded = tensor
+            .n_bytes
+            .checked_next_multiple_of(alignment)
+            .and_then(|padded| expected.checked_add(padded));
+        expected = padded.ok_or_else(|| GgufError::SizeOverflow {
+            name: tensor.name.clone(),
+            offset: data_offset,
+            what: "data section size",
+            dims: tensor.dims.clone(),
+        })?;
+        previous = Some(tensor);
+    }
+    Ok(())
 }
 
 fn checked_alignment(value: &Value, offset: u64) -> Result<u32> {
