@@ -517,7 +517,9 @@ pub fn facts_from_info(name: &str, parts: &[ModelInfo], mmproj_bytes: u64) -> Op
         embedding,
         heads,
         kv_heads,
-        head_dim: (embedding / heads).max(1),
+        // The KV cache stores keys of `key_length` per head; older files lack the key and use
+        // the usual embedding / heads.
+        head_dim: as_u32(first.key_length).unwrap_or(embedding / heads).max(1),
         vocab: as_u32(first.vocab_size).unwrap_or(32_000),
         context_length: as_u32(first.context_length).unwrap_or(4096).max(1),
         experts,
