@@ -716,11 +716,13 @@ fn does_not_fit(facts: &ModelFacts, machine: &Machine, context: u32) -> FitPlan 
     };
     let needed = needs.total() + host_overhead(facts);
     let reason = format!(
-        "Even at {} tokens of context the model needs about {} ({} of weights, {} of KV cache, projector and buffers), but this machine has about {} usable ({} RAM{}). Choose a smaller quantization or a smaller model.",
+        "Even at {} tokens of context the model needs about {} ({} of weights, {} of KV cache, projector and buffers), but this machine has {} {} usable ({} RAM{}). Choose a smaller quantization or a smaller model.",
         context,
         human_bytes(needed),
         human_bytes(needs.weights),
         human_bytes(needed - needs.weights),
+        // Totals can round to the same figure while the parts still do not fit a device each.
+        if have >= needed { "at most" } else { "about" },
         human_bytes(have),
         human_bytes(ram),
         if machine.unified_memory || gpu_total == 0 {
