@@ -108,6 +108,53 @@ fn llama4_fixture_files_are_summarised_correctly() {
     assert!(projector.file_bytes < 400_000);
 }
 
+/// Stands for the tensor data of a huge file: reading it at all is a failure.
+struct NoDataReads;
+
+impl std::io::Read for NoDataReads {
+    fn read(&mut self, _buffer: &mut [u8]) -> std::io::Result<usize> {
+        panic!("the reader went past the header into tensor data");
+    }
+}
+
+#[test]
+fn a_200_gb_model_is_summarised_from_its_header_alone() {
+    // A header whose single tensor claims 200 GB, followed by data that must never be read.
+    let mut writer = GgufWriter::new();
+    writer.add("general.architecture", "llama4");
+    writer
+        .add_tensor(
+            "blk.0.ffn_up_exps.weight",
+            &[32, 1],
+            GgmlType::I8,
+            vec![0; 32],
+        )
+        .expect("tensor");
+    let mut bytes = writer.to_bytes();
+    let name_end = bytes
+        .windows(24)
+        .position(|window| window == b"blk.0.ffn_up_exps.weight")
+        .expect("name")
+        + 24;
+    let second_dim = name_end + 4 + 8;
+    let rows = 200_000_000_000u64 / 32;
+    bytes[second_dim..second_dim + 8].copy_from_slice(&rows.to_le_bytes());
+    let header = parse_bytes(&bytes).expect_err("too big for these bytes");
+    assert!(matches!(
+        header,
+        cria_gguf::GgufError::TensorOutOfBounds { .. }
+    ));
+
+    let data_offset = bytes.len() - 32;
+    let file_len = data_offset as u64 + 200_000_000_000;
+    let reader = std::io::Read::chain(&bytes[..data_offset], NoDataReads);
+    let file = cria_gguf::read_from(reader, file_len).expect("valid header");
+    let info = cria_gguf::summarize(&file).expect("summary");
+    assert_eq!(info.tensor_bytes, 200_000_000_000);
+    assert_eq!(info.expert_tensor_bytes, 200_000_000_000);
+    assert_eq!(info.file_bytes, file_len);
+}
+
 #[test]
 fn split_files_report_their_place() {
     let mut writer = GgufWriter::new();
