@@ -2,3 +2,4 @@
 
 mod architecture;
 mod security_config;
+mod store_crash;

@@ -94,3 +94,10 @@ pub fn create_at_version(path: &Path, version: usize) -> Result<Connection> {
     migrations().to_version(&mut conn, version)?;
     Ok(conn)
 }
+
+/// The [`dump`] of the database at `path` as it is, without migrating or changing it (a
+/// crash-recovery of the WAL aside, which SQLite does on any open).
+pub fn dump_file(path: &Path) -> Result<String> {
+    let conn = Connection::open(path)?;
+    dump(&conn)
+}
