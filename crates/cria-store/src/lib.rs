@@ -51,7 +51,7 @@ pub use documents::{DocumentChunk, DocumentPage, NewChunk};
 pub use messages::{
     GenerationStats, MAX_DEPTH, Message, MessageId, MessageStatus, PathEntry, Role, Siblings,
 };
-pub use search::{SearchHit, SearchSource, fts_query, search_text};
+pub use search::{RANKED_MATCHES, SearchHit, SearchSource, fts_query, search_text};
 pub use stream::{ReplyStream, StreamPolicy};
 pub use transfer::{
     ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportOptions, ExportedAttachment,

@@ -27,6 +27,12 @@ const SNIPPET_LEAD_CHARS: usize = 60;
 const SNIPPET_CHARS: usize = 220;
 /// Queries longer than this are cut: nobody types more, and each word costs an index lookup.
 const MAX_QUERY_WORDS: usize = 16;
+/// How many matches, newest first, are ranked by BM25. A very common word can match most of
+/// the history, and ranking every match costs time proportional to that (hundreds of ms at
+/// 100k messages); ranking the newest matches keeps a search interactive at any size, and in
+/// chat history the newest matches are the ones people look for. Rare words, the usual search,
+/// have fewer matches than this and are ranked over the whole history.
+pub const RANKED_MATCHES: u32 = 1000;
 
 /// True for scripts written without spaces between words (or with particles glued to nouns).
 fn is_cjk(ch: char) -> bool {
@@ -233,17 +239,19 @@ pub(crate) fn search_messages(
     let Some(expression) = fts_query(query) else {
         return Ok(Vec::new());
     };
-    // Rank inside the index first and join the few winners, so long texts are read only for
-    // the hits that are shown.
+    // Take the newest matches from the index (rowid order, no ranking), rank those, and join
+    // the few winners, so long texts are read only for the hits that are shown.
     let mut statement = conn.prepare_cached(
         "SELECT m.id, m.conversation_id, c.title, m.role, m.content, hits.rank \
-         FROM (SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH ?1 \
+         FROM (SELECT rowid, rank FROM \
+                 (SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH ?1 \
+                  ORDER BY rowid DESC LIMIT ?3) \
                ORDER BY rank LIMIT ?2) AS hits \
          JOIN messages m ON m.id = hits.rowid \
          JOIN conversations c ON c.id = m.conversation_id \
          ORDER BY hits.rank",
     )?;
-    let rows = statement.query_map(params![expression, limit], |row| {
+    let rows = statement.query_map(params![expression, limit, RANKED_MATCHES], |row| {
         let role: String = row.get(3)?;
         let content: String = row.get(4)?;
         Ok((
@@ -290,13 +298,18 @@ pub(crate) fn search_chunks(
         .transpose()
         .map_err(|error| crate::StoreError::InvalidInput(error.to_string()))?;
     let mut statement = conn.prepare_cached(
-        "SELECT d.id, d.sha256, d.page_number, d.line_start, d.line_end, d.text, chunks_fts.rank \
-         FROM chunks_fts JOIN document_chunks d ON d.id = chunks_fts.rowid \
-         WHERE chunks_fts MATCH ?1 \
-           AND (?2 IS NULL OR d.sha256 IN (SELECT value FROM json_each(?2))) \
-         ORDER BY chunks_fts.rank LIMIT ?3",
+        "SELECT d.id, d.sha256, d.page_number, d.line_start, d.line_end, d.text, hits.rank \
+         FROM (SELECT rowid, rank FROM \
+                 (SELECT chunks_fts.rowid AS rowid, chunks_fts.rank AS rank \
+                  FROM chunks_fts JOIN document_chunks f ON f.id = chunks_fts.rowid \
+                  WHERE chunks_fts MATCH ?1 \
+                    AND (?2 IS NULL OR f.sha256 IN (SELECT value FROM json_each(?2))) \
+                  ORDER BY chunks_fts.rowid DESC LIMIT ?4) \
+               ORDER BY rank LIMIT ?3) AS hits \
+         JOIN document_chunks d ON d.id = hits.rowid \
+         ORDER BY hits.rank",
     )?;
-    let rows = statement.query_map(params![expression, filter, limit], |row| {
+    let rows = statement.query_map(params![expression, filter, limit, RANKED_MATCHES], |row| {
         Ok((
             row.get::<_, i64>(0)?,
             row.get::<_, String>(1)?,

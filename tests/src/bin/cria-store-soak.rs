@@ -111,9 +111,14 @@ const VOCABULARY: &[&str] = &[
 fn sentence(rng: &mut SplitMix64, words: usize) -> String {
     let mut text = String::new();
     for _ in 0..words {
-        text.push_str(VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize]);
-        // Filler words spread the vocabulary like real text does.
-        text.push_str(&format!(" w{} ", rng.below(20_000)));
+        // One word in eight is a topic word; the rest spread over a large vocabulary, as in
+        // real text.
+        if rng.below(8) == 0 {
+            text.push_str(VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize]);
+            text.push(' ');
+        } else {
+            text.push_str(&format!("w{} ", rng.below(20_000)));
+        }
     }
     text
 }
@@ -140,7 +145,7 @@ fn bench() -> anyhow::Result<()> {
                 let mut parent: Option<i64> = None;
                 for m in 0..10 {
                     let role = if m % 2 == 0 { "user" } else { "assistant" };
-                    let words = if m % 2 == 0 { 12 } else { 60 };
+                    let words = if m % 2 == 0 { 24 } else { 120 };
                     insert_message.execute((conversation, parent, role, sentence(&mut rng, words), n))?;
                     parent = Some(tx.last_insert_rowid());
                 }
@@ -170,7 +175,7 @@ fn bench() -> anyhow::Result<()> {
                 page_number: 1 + c / 10,
                 line_start: 1 + (c % 10) * 20,
                 line_end: 20 + (c % 10) * 20,
-                text: sentence(&mut rng, 80),
+                text: sentence(&mut rng, 150),
             })
             .collect();
         let pages: Vec<DocumentPage> = (1..=10)
@@ -188,27 +193,35 @@ fn bench() -> anyhow::Result<()> {
         setup.elapsed().as_secs_f64()
     );
 
-    let mut samples = Vec::new();
-    let mut hits_total = 0;
-    for q in 0..300 {
-        let query = match q % 3 {
-            0 => VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize].to_string(),
-            1 => format!(
-                "{} {}",
-                VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize],
-                VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize]
-            ),
-            _ => format!("w{}", rng.below(20_000)),
-        };
-        let started = Instant::now();
-        let hits = store.search(&query, 20)?;
-        samples.push(started.elapsed());
-        hits_total += hits.len();
+    // Three kinds of query: a topic word (in ~1 of 5 messages), two topic words, and a rare
+    // word (a handful of messages).
+    for (kind, label) in [
+        (0, "one topic word"),
+        (1, "two topic words"),
+        (2, "one rare word"),
+    ] {
+        let mut samples = Vec::new();
+        let mut hits_total = 0;
+        for _ in 0..150 {
+            let query = match kind {
+                0 => VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize].to_string(),
+                1 => format!(
+                    "{} {}",
+                    VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize],
+                    VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize]
+                ),
+                _ => format!("w{}", rng.below(20_000)),
+            };
+            let started = Instant::now();
+            let hits = store.search(&query, 20)?;
+            samples.push(started.elapsed());
+            hits_total += hits.len();
+        }
+        println!(
+            "search {label} (messages + chunks, top 20, {hits_total} hits): {}",
+            percentiles(samples)
+        );
     }
-    println!(
-        "search (messages + chunks, top 20, {hits_total} hits): {}",
-        percentiles(samples)
-    );
 
     let mut samples = Vec::new();
     for _ in 0..200 {
@@ -230,22 +243,30 @@ fn bench() -> anyhow::Result<()> {
     }
     println!("list all 10k conversations: {}", percentiles(samples));
 
-    let reply = store.append_message(
-        conversation.id,
-        Some(holder.id),
-        Role::Assistant,
-        "",
-        MessageStatus::Streaming,
-    )?;
+    // Replies of 4096 tokens (128 batches of 32), as long answers are: a batch rewrites the
+    // row, so its cost grows with the length of the reply.
     let batch: String = (0..32).map(|i| format!("tok{i} ")).collect();
     let mut samples = Vec::new();
-    for _ in 0..2000 {
+    let mut reply = holder.clone();
+    for n in 0..2048 {
+        if n % 128 == 0 {
+            if n > 0 {
+                store.finalize_message(reply.id, MessageStatus::Complete, None)?;
+            }
+            reply = store.append_message(
+                conversation.id,
+                Some(holder.id),
+                Role::Assistant,
+                "",
+                MessageStatus::Streaming,
+            )?;
+        }
         let started = Instant::now();
         store.append_text(reply.id, &batch)?;
         samples.push(started.elapsed());
     }
     println!(
-        "streaming batch commit (32 tokens, WAL, synchronous=NORMAL): {}",
+        "streaming batch commit (32 tokens into replies of up to 4096, WAL, NORMAL): {}",
         percentiles(samples)
     );
     let mut writer = store.stream_reply(reply.id, StreamPolicy::default());
