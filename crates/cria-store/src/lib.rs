@@ -249,7 +249,14 @@ impl Store {
                 supported: schema::LATEST_VERSION,
             });
         }
-        schema::migrations().to_latest(&mut conn)?;
+        if let Err(error) = schema::migrations().to_latest(&mut conn) {
+            // Another process may have run the same migrations at the same moment (its commit
+            // makes ours fail on a stale snapshot). If the schema is now current, all is well.
+            let now: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            if usize::try_from(now).ok() != Some(schema::LATEST_VERSION) {
+                return Err(error.into());
+            }
+        }
         let store = Store {
             conn: Mutex::new(conn),
             blobs,

@@ -133,6 +133,39 @@ fn every_previous_schema_upgrades_with_its_data() {
 }
 
 #[test]
+fn two_processes_upgrading_at_once_both_open_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    {
+        let conn = schema::create_at_version(&path, schema::LATEST_VERSION - 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO conversations (id, title, created_at_ms, updated_at_ms) \
+             VALUES (1, 'old', 1, 1); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+             INSERT INTO messages (conversation_id, role, content, status, created_at_ms) \
+             SELECT 1, 'user', 'row ' || i, 'complete', i FROM n;",
+        )
+        .unwrap();
+    }
+    // Separate stores are separate connections, as two processes would have.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let openers: Vec<_> = (0..2)
+        .map(|_| {
+            let (path, barrier) = (path.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                Store::open(&path).map(|store| store.schema_dump().unwrap())
+            })
+        })
+        .collect();
+    let fresh = Store::open_in_memory().unwrap().schema_dump().unwrap();
+    for opener in openers {
+        let dump = opener.join().unwrap().expect("both opens succeed");
+        assert_eq!(dump, fresh);
+    }
+}
+
+#[test]
 fn a_database_from_a_newer_cria_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.sqlite3");
