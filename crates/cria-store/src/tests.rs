@@ -501,6 +501,48 @@ fn search_ranks_and_highlights_matches() {
 }
 
 #[test]
+fn a_very_common_word_is_ranked_among_its_newest_matches() {
+    let store = Store::open_in_memory().unwrap();
+    let conversation = store.create_conversation("many").unwrap();
+    let total = RANKED_MATCHES as i64 + 300;
+    store
+        .with_tx(|tx| {
+            // The oldest message is the best match of all; the rest mention the word once.
+            tx.execute(
+                "INSERT INTO messages (id, conversation_id, role, content, status, created_at_ms) \
+                 VALUES (1, ?1, 'user', 'needle needle needle', 'complete', 1)",
+                [conversation.id.0],
+            )?;
+            tx.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
+                 INSERT INTO messages (id, conversation_id, role, content, status, created_at_ms) \
+                 SELECT i, ?1, 'user', 'a needle in ' || i || ' bales of hay and more hay', \
+                        'complete', i FROM n",
+                (conversation.id.0, total),
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let hits = store.search_messages("needle", 50).unwrap();
+    assert_eq!(hits.len(), 50);
+    assert!(hits.windows(2).all(|w| w[0].rank <= w[1].rank));
+    let oldest_ranked = total - i64::from(RANKED_MATCHES) + 1;
+    for hit in &hits {
+        let SearchSource::Message { message_id, .. } = hit.source else {
+            panic!("a message hit")
+        };
+        assert!(
+            message_id.0 >= oldest_ranked,
+            "{message_id:?} is older than the ranked window"
+        );
+    }
+    // Narrower queries have fewer matches than the window and reach the whole history.
+    let hits = store.search_messages("needle 7", 10).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].snippet.contains("needle in 7 bales"));
+}
+
+#[test]
 fn korean_chinese_and_japanese_are_found_without_spaces() {
     let store = Store::open_in_memory().unwrap();
     user_and_reply(&store, "질문", "이 기호를 사용하세요. 회의는 내일입니다.");
