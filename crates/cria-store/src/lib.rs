@@ -316,6 +316,11 @@ impl Store {
         self.with_tx(|tx| f(tx, blobs))
     }
 
+    /// The blob folder, if this store has one (an in-memory store has none).
+    pub(crate) fn blob_dir(&self) -> Option<&attachments::BlobDir> {
+        self.blobs.as_ref()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (the transaction rolls back
         // on drop), so a poisoned mutex is safe to reuse.

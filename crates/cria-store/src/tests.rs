@@ -920,6 +920,12 @@ fn markdown_export_shows_the_visible_branch() {
         !markdown.contains("Rayleigh"),
         "other branches are not in the Markdown"
     );
+    // A store without files can still export and import conversations without attachments.
+    let json = store
+        .export_json_string(conversation.id, ExportOptions::default())
+        .unwrap();
+    let copy = store.import_json(json.as_bytes()).unwrap();
+    assert_eq!(store.export_markdown(copy).unwrap(), markdown);
 }
 
 #[test]

@@ -408,9 +408,11 @@ pub(crate) fn import(store: &Store, reader: impl Read) -> Result<ConversationId>
         }
     }
 
-    store.with_tx_and_blobs(|tx, blob_dir| {
+    store.with_tx(|tx| {
         let mut blobs: HashMap<String, BlobRef> = HashMap::new();
         for (sha256, blob) in &staged {
+            // Only reached with staged blobs, which only a store with a blob folder makes.
+            let blob_dir = store.blob_dir().ok_or(StoreError::NoBlobFolder)?;
             blobs.insert(sha256.clone(), attachments::commit(tx, blob_dir, blob)?);
         }
         let header = &export.conversation;
