@@ -3,3 +3,4 @@
 
 mod architecture;
 mod security_config;
+mod store_crash;
