@@ -4,6 +4,7 @@
 //! Architecture Invariant: `cria-core` knows nothing of Tauri, IPC or TypeScript.
 
 mod chat;
+mod models;
 mod paths;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ pub use chat::{TurnEvent, TurnStarted};
 pub use cria_store::{
     Conversation, ConversationId, Message, MessageId, MessageStatus, Role, StoreError,
 };
+pub use models::{ACTIVE_MODEL_SETTING, ModelSummary};
 pub use paths::AppPaths;
 
 /// Errors of Cria's use cases.
@@ -25,6 +27,8 @@ pub enum CoreError {
     Store(#[from] cria_store::StoreError),
     #[error(transparent)]
     Engine(#[from] cria_engine::EngineError),
+    #[error(transparent)]
+    Models(#[from] cria_models::ModelsError),
     #[error("{0}")]
     InvalidInput(String),
     #[error("no folder for Cria's data could be found; set CRIA_DATA_DIR")]
@@ -43,6 +47,7 @@ pub const TEST_ENGINE_ENV: &str = "CRIA_TEST_ENGINE";
 pub struct Cria {
     paths: AppPaths,
     store: Arc<Store>,
+    library: Arc<cria_models::library::Library>,
     engine: Arc<dyn Engine>,
     /// Replies being generated now, by reply id, so a stop request can reach them.
     running: Arc<Mutex<HashMap<MessageId, CancelToken>>>,
@@ -59,9 +64,11 @@ impl Cria {
     pub fn open_with_engine(paths: AppPaths, engine: Arc<dyn Engine>) -> Result<Self> {
         paths.create_private_dirs()?;
         let store = Store::open(&paths.database_file())?;
+        let library = Self::open_library(&paths)?;
         Ok(Cria {
             paths,
             store: Arc::new(store),
+            library,
             engine,
             running: Arc::default(),
         })

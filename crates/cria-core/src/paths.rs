@@ -46,6 +46,11 @@ impl AppPaths {
         self.data_dir.join("cria.sqlite3")
     }
 
+    /// The model library: its index, and the models downloaded or copied into it.
+    pub fn library_dir(&self) -> PathBuf {
+        self.data_dir.join("library")
+    }
+
     /// Creates the data and log folders readable by the owner only: conversations are private.
     pub fn create_private_dirs(&self) -> Result<()> {
         for dir in [&self.data_dir, &self.log_dir] {
