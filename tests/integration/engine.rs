@@ -210,6 +210,10 @@ async fn images_of_every_shape_go_through_the_llama4_projector_or_are_rejected()
         let (_, result) = run(&engine, greedy(vec![message], 1)).await;
         match result {
             Ok(outcome) => {
+                eprintln!(
+                    "{width}x{height}: {} prompt positions",
+                    outcome.prompt_tokens
+                );
                 assert_eq!(outcome.images_encoded, 1, "{width}x{height}: {outcome:?}");
                 assert!(
                     outcome.prompt_tokens > text_only.prompt_tokens,
@@ -217,6 +221,7 @@ async fn images_of_every_shape_go_through_the_llama4_projector_or_are_rejected()
                 );
             }
             Err(EngineError::ImageRejected { index, reason }) => {
+                eprintln!("{width}x{height}: rejected: {reason}");
                 assert_eq!(index, 0);
                 assert!(!reason.is_empty());
             }
@@ -339,6 +344,10 @@ async fn cancelling_a_long_prefill_returns_quickly_and_the_engine_stays_usable()
         "{outcome:?}"
     );
     let latency = returned.duration_since(cancelled_at);
+    eprintln!(
+        "cancel latency {latency:?} after {} of {} positions",
+        outcome.prefilled_tokens, outcome.prompt_tokens
+    );
     assert!(
         latency < Duration::from_millis(500),
         "cancel took {latency:?}"

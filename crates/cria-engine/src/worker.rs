@@ -355,28 +355,63 @@ impl<'a> WorkerEngine<'a> {
         options: LoadOptions,
         receiver: &mpsc::Receiver<Incoming>,
     ) -> Option<Incoming> {
+        self.serve_model_with_reason(options, receiver, None)
+    }
+
+    fn serve_model_with_reason(
+        &mut self,
+        options: LoadOptions,
+        receiver: &mpsc::Receiver<Incoming>,
+        forced_cpu_reason: Option<String>,
+    ) -> Option<Incoming> {
         let (model, gpu_layers, cpu_fallback_reason) = match self.load_model(&options) {
-            Ok(loaded) => loaded,
+            Ok((model, gpu_layers, reason)) => (model, gpu_layers, forced_cpu_reason.or(reason)),
             Err(error) => {
                 self.send(WorkerEvent::Error(error));
                 return None;
             }
         };
-        let mut loaded = match self.prepare(&model, &options, gpu_layers, cpu_fallback_reason) {
-            Ok(loaded) => loaded,
+        match self.serve_loaded(model, &options, gpu_layers, cpu_fallback_reason, receiver) {
+            Ok(next) => next,
+            Err(error) if gpu_layers > 0 => {
+                // The weights fit on the GPU but the context or projector did not (the model
+                // is freed by now): run on the CPU rather than not at all, and say why.
+                tracing::warn!("GPU setup failed, retrying on the CPU: {error}");
+                let cpu_only = LoadOptions {
+                    gpu_layers: Some(0),
+                    ..options
+                };
+                let reason = format!("the GPU could not hold the model's context ({error})");
+                self.serve_model_with_reason(cpu_only, receiver, Some(reason))
+            }
             Err(error) => {
                 self.send(WorkerEvent::Error(error));
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Prepares a loaded model and serves requests with it; an `Err` means it could not be
+    /// prepared (nothing was sent).
+    fn serve_loaded(
+        &mut self,
+        model: LlamaModel,
+        options: &LoadOptions,
+        gpu_layers: u32,
+        cpu_fallback_reason: Option<String>,
+        receiver: &mpsc::Receiver<Incoming>,
+    ) -> Result<Option<Incoming>, EngineError> {
+        let mut loaded = self.prepare(&model, options, gpu_layers, cpu_fallback_reason)?;
         self.send(WorkerEvent::Loaded(loaded.info.clone()));
         loop {
-            let incoming = receiver.recv().ok()?;
+            let Ok(incoming) = receiver.recv() else {
+                return Ok(None);
+            };
             match incoming.request {
-                WorkerRequest::Load(_) => return Some(incoming),
+                WorkerRequest::Load(_) => return Ok(Some(incoming)),
                 WorkerRequest::Unload => {
                     self.send(WorkerEvent::Unloaded);
-                    return None;
+                    return Ok(None);
                 }
                 WorkerRequest::Generate { id, request } => {
                     let event = match self.generate(&mut loaded, id, request, incoming.blobs) {
