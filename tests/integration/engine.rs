@@ -562,3 +562,17 @@ async fn gemma3_without_a_chat_template_answers_deterministically_and_honours_st
     }
     engine.shutdown().await;
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_worker_that_cannot_start_or_speaks_garbage_is_a_clear_error() {
+    // `true` exits at once; `echo` prints its arguments instead of a ready frame.
+    for program in ["/bin/true", "/bin/echo", "/nonexistent/cria-worker"] {
+        let engine = EngineHandle::new(SupervisorOptions::program(program));
+        let error = engine.devices().await.expect_err("not a worker");
+        assert!(
+            matches!(error, EngineError::WorkerStart(_)),
+            "{program}: {error:?}"
+        );
+    }
+}
