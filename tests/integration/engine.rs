@@ -576,3 +576,39 @@ async fn a_worker_that_cannot_start_or_speaks_garbage_is_a_clear_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_caller_that_stops_waiting_does_not_confuse_the_next_request() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let fixture = llama4_fixture();
+    let engine = handle(false);
+    engine
+        .load(load_options(&fixture.model, None, 2048))
+        .await
+        .expect("load");
+    let mut long = greedy(vec![user("Tell me a long story")], 1500);
+    long.ignore_eos = true;
+    let (sender, _receiver) = mpsc::unbounded_channel();
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(300),
+        engine.generate(long, sender, CancelToken::default()),
+    )
+    .await;
+    assert!(
+        abandoned.is_err(),
+        "the long generation should still be running"
+    );
+
+    let mut short = greedy(vec![user("Short")], 3);
+    short.ignore_eos = true;
+    let (text, next) = run(&engine, short).await;
+    let next = next.expect("the next request works");
+    assert_eq!(next.generated_tokens, 3);
+    assert_eq!(next.finish_reason, FinishReason::Length);
+    assert!(
+        text.chars().count() <= 3 * 4,
+        "stale tokens leaked in: {text:?}"
+    );
+    assert_eq!(engine.workers_started().await, 1, "drained, not restarted");
+    engine.shutdown().await;
+}

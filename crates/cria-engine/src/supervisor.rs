@@ -88,6 +88,13 @@ struct State {
     load: Option<LoadOptions>,
     next_generation_id: u64,
     workers_started: u32,
+    /// A request whose caller stopped waiting (its future was dropped) before the worker's
+    /// final answer arrived; that answer must be drained before the next request.
+    abandoned: Option<Abandoned>,
+}
+
+struct Abandoned {
+    generation_id: Option<u64>,
 }
 
 struct Worker {
@@ -127,6 +134,7 @@ impl EngineHandle {
     pub async fn unload(&self) -> Result<()> {
         let mut state = self.state.lock().await;
         state.load = None;
+        self.settle_abandoned(&mut state).await;
         if state.worker.is_none() {
             return Ok(());
         }
@@ -229,6 +237,7 @@ impl EngineHandle {
 
     /// Starts a worker if none is running, reloading the last model into it.
     async fn ensure_worker(&self, state: &mut State) -> Result<()> {
+        self.settle_abandoned(state).await;
         if let Some(worker) = &mut state.worker
             && matches!(worker.child.try_wait(), Ok(None))
         {
@@ -249,6 +258,39 @@ impl EngineHandle {
             result?;
         }
         Ok(())
+    }
+
+    /// Finishes a request whose caller went away: cancels it if it is a generation, then
+    /// reads and drops its events up to its final answer, so they cannot be mistaken for the
+    /// next request's. A worker that does not finish in time is killed.
+    async fn settle_abandoned(&self, state: &mut State) {
+        let Some(abandoned) = state.abandoned.take() else {
+            return;
+        };
+        let Some(worker) = state.worker.as_mut() else {
+            return;
+        };
+        if let Some(id) = abandoned.generation_id {
+            let _ = send(
+                worker,
+                &Frame::of(&WorkerRequest::Cancel { id }, Vec::new()),
+            )
+            .await;
+        }
+        let drained = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match read_event(worker).await {
+                    Ok(Some(WorkerEvent::Token { .. } | WorkerEvent::PrefillProgress { .. })) => {}
+                    Ok(Some(_)) => return true,
+                    Ok(None) | Err(_) => return false,
+                }
+            }
+        })
+        .await;
+        if drained != Ok(true) {
+            tracing::warn!("the worker did not finish an abandoned request; restarting it");
+            self.kill_worker(state).await;
+        }
     }
 
     async fn spawn(&self) -> Result<Worker> {
@@ -346,11 +388,15 @@ impl EngineHandle {
             .worker
             .as_mut()
             .ok_or_else(|| EngineError::WorkerStart("no worker is running".into()))?;
+        state.abandoned = Some(Abandoned {
+            generation_id: None,
+        });
         let sent = send(worker, &Frame::of(&request, Vec::new())).await;
         let event = match sent {
             Ok(()) => read_event(worker).await,
             Err(_) => Ok(None),
         };
+        state.abandoned = None;
         match event {
             Ok(Some(WorkerEvent::Error(error))) => Err(error),
             Ok(Some(event)) => Ok(event),
@@ -425,6 +471,22 @@ impl EngineHandle {
         if send(worker, &frame).await.is_err() {
             return Err(self.bury_worker(&mut state, String::new()).await);
         }
+        state.abandoned = Some(Abandoned {
+            generation_id: Some(id),
+        });
+        let result = self.stream_generation(&mut state, id, events, cancel).await;
+        state.abandoned = None;
+        result
+    }
+
+    /// Forwards a running generation's events until its final answer.
+    async fn stream_generation(
+        &self,
+        state: &mut State,
+        id: u64,
+        events: mpsc::UnboundedSender<GenerateEvent>,
+        cancel: CancelToken,
+    ) -> Result<GenerateOutcome> {
         let mut partial_text = String::new();
         let mut cancel_sent = false;
         let mut poll = tokio::time::interval(CANCEL_POLL);
@@ -465,12 +527,12 @@ impl EngineHandle {
                 Ok(Some(WorkerEvent::Done(outcome))) => return Ok(outcome),
                 Ok(Some(WorkerEvent::Error(error))) => return Err(error),
                 Ok(Some(other)) => {
-                    self.kill_worker(&mut state).await;
+                    self.kill_worker(state).await;
                     return Err(unexpected(&other));
                 }
-                Ok(None) => return Err(self.bury_worker(&mut state, partial_text).await),
+                Ok(None) => return Err(self.bury_worker(state, partial_text).await),
                 Err(error) => {
-                    return Err(self.protocol_failure(&mut state, error, partial_text).await);
+                    return Err(self.protocol_failure(state, error, partial_text).await);
                 }
             }
         }
