@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod architecture;
+mod engine;
 mod security_config;
 mod store_crash;

@@ -1,5 +1,7 @@
 //! `cria`: the assistant without the window, over the same core as the app.
 
+mod engine_commands;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use cria_core::{AppPaths, ConversationId, Cria, TurnEvent};
 use cria_engine::CancelToken;
+
+use engine_commands::{BenchArgs, ChatArgs};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +40,23 @@ enum Command {
     /// Work with model files.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Chat with a GGUF model directly, streaming the reply to stdout.
+    ///
+    /// Without a prompt, reads one message per line from stdin (an interactive chat).
+    ///
+    /// Example: cria chat --model llama4.gguf --mmproj mmproj.gguf --image cat.png "What is this?"
+    Chat(ChatArgs),
+    /// List the compute devices llama.cpp sees, with their memory.
+    ///
+    /// Example: cria devices --json
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure prompt processing (pp) and generation (tg) speed like llama-bench.
+    ///
+    /// Example: cria bench --model model.gguf -p 512 -n 128 --threads 2
+    Bench(BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -65,6 +86,11 @@ enum ConversationsCommand {
 }
 
 fn main() -> ExitCode {
+    // The engine worker is this same executable re-run with a flag; it must not parse the
+    // command line or set up anything else.
+    if let Some(code) = cria_engine::worker_main_if_requested() {
+        return code;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("CRIA_LOG"))
         .with_writer(std::io::stderr)
@@ -91,12 +117,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let cria = Cria::open(AppPaths::from_env()?)?;
     match cli.command {
+        Command::Chat(args) => engine_commands::chat(args).await,
+        Command::Devices { json } => engine_commands::devices(json).await,
+        Command::Bench(args) => engine_commands::bench(args).await,
         Command::Ask {
             conversation,
             question,
         } => {
+            let cria = Cria::open(AppPaths::from_env()?)?;
             let mut stdout = std::io::stdout();
             let mut failure = None;
             cria.send_message(
@@ -118,11 +147,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("cria: {error}");
                 return Ok(ExitCode::from(2));
             }
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Models(ModelsCommand::Inspect { file, json }) => {
-            return Ok(inspect_model(&file, json));
-        }
+        Command::Models(ModelsCommand::Inspect { file, json }) => Ok(inspect_model(&file, json)),
         Command::Conversations(ConversationsCommand::List { json }) => {
+            let cria = Cria::open(AppPaths::from_env()?)?;
             let conversations = cria.list_conversations(100, 0).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&conversations)?);
@@ -131,9 +160,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("{:>6}  {}", conversation.id.0, conversation.title);
                 }
             }
+            Ok(ExitCode::SUCCESS)
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn inspect_model(path: &Path, json: bool) -> ExitCode {

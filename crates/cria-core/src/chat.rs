@@ -81,10 +81,7 @@ impl Cria {
         cancel: CancelToken,
         on_event: &mut (impl FnMut(TurnEvent) + Send),
     ) -> Result<()> {
-        let request = GenerateRequest {
-            messages: history,
-            max_tokens: DEFAULT_MAX_TOKENS,
-        };
+        let request = GenerateRequest::new(history, DEFAULT_MAX_TOKENS);
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let engine = Arc::clone(&self.engine);
         let generation =
@@ -93,7 +90,10 @@ impl Cria {
         let mut pending = String::new();
         let mut pending_pieces = 0;
         let mut last_commit = Instant::now();
-        while let Some(GenerateEvent::Token(piece)) = receiver.recv().await {
+        while let Some(event) = receiver.recv().await {
+            let GenerateEvent::Token(piece) = event else {
+                continue;
+            };
             on_event(TurnEvent::Token(piece.clone()));
             pending.push_str(&piece);
             pending_pieces += 1;
@@ -168,6 +168,7 @@ fn start_turn(
                 Role::Assistant => ChatRole::Assistant,
             },
             content: message.content,
+            images: Vec::new(),
         })
         .collect();
     let reply = store.append_message(

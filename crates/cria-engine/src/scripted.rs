@@ -67,16 +67,16 @@ impl Engine for ScriptedEngine {
             let mut generated_tokens = 0;
             for piece in pieces(&reply) {
                 if cancel.is_cancelled() {
-                    return Ok(GenerateOutcome {
-                        finish_reason: FinishReason::Cancelled,
+                    return Ok(GenerateOutcome::simple(
+                        FinishReason::Cancelled,
                         generated_tokens,
-                    });
+                    ));
                 }
                 if generated_tokens >= request.max_tokens {
-                    return Ok(GenerateOutcome {
-                        finish_reason: FinishReason::Length,
+                    return Ok(GenerateOutcome::simple(
+                        FinishReason::Length,
                         generated_tokens,
-                    });
+                    ));
                 }
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
@@ -89,10 +89,10 @@ impl Engine for ScriptedEngine {
                 }
                 generated_tokens += 1;
             }
-            Ok(GenerateOutcome {
-                finish_reason: FinishReason::Stop,
+            Ok(GenerateOutcome::simple(
+                FinishReason::Stop,
                 generated_tokens,
-            })
+            ))
         })
     }
 }
@@ -103,13 +103,7 @@ mod tests {
     use crate::ChatMessage;
 
     fn request(text: &str, max_tokens: u32) -> GenerateRequest {
-        GenerateRequest {
-            messages: vec![ChatMessage {
-                role: ChatRole::User,
-                content: text.into(),
-            }],
-            max_tokens,
-        }
+        GenerateRequest::new(vec![ChatMessage::text(ChatRole::User, text)], max_tokens)
     }
 
     async fn collect(
@@ -122,8 +116,10 @@ mod tests {
             .await
             .unwrap();
         let mut text = String::new();
-        while let Ok(GenerateEvent::Token(piece)) = receiver.try_recv() {
-            text.push_str(&piece);
+        while let Ok(event) = receiver.try_recv() {
+            if let GenerateEvent::Token(piece) = event {
+                text.push_str(&piece);
+            }
         }
         (text, outcome)
     }

@@ -1,0 +1,1098 @@
+//! The engine worker process: llama.cpp's backend, the model, its context and the vision
+//! projector, all owned by one thread, driven by framed requests on stdin.
+//!
+//! Contract: the worker speaks first (`Ready`), answers every request with exactly one final
+//! event (`Loaded`, `Unloaded`, `Status`, `Devices`, `Done` or `Error`; a generation streams
+//! `PrefillProgress` and `Token` before it), and exits when stdin closes. A separate thread
+//! reads stdin so that `Cancel` takes effect while the engine thread is busy: prompts are
+//! prefilled in slices of about 100 ms and the cancel flag is checked between slices and
+//! before every generated token. (llama-cpp-2 0.1.160 exposes neither the raw context nor
+//! the abort callback, so slicing is how a long prefill stays cancellable without `unsafe`;
+//! one image encode is the longest step that cannot be interrupted.) Cancelling leaves the
+//! KV cache consistent with what was decoded, so the next request reuses it.
+//!
+//! KV reuse: the cache holds one sequence, remembered as units (text tokens, images by
+//! content hash). A new prompt keeps the longest common prefix of units and prefills only
+//! the rest, so a follow-up question, or a second question about the same image, processes
+//! only new text. Llama 4's chunked-attention layers use an iSWA cache; by default llama.cpp
+//! prunes cells older than the 8192-token window there, after which removing a tail fails
+//! and the prompt must be processed again. The context is created with `swa_full`, keeping
+//! every cell (with `n_ctx` ≤ 8192 that costs no memory), so tail removal always works.
+
+use std::io::{self, Write};
+use std::num::NonZeroU32;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::mtmd::{
+    MtmdBitmap, MtmdContext, MtmdContextParams, MtmdInputChunks, MtmdInputText, mtmd_default_marker,
+};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::{LogOptions, send_logs_to_tracing};
+
+use crate::protocol::{
+    Frame, PROTOCOL_VERSION, WorkerEvent, WorkerRequest, read_frame, write_frame,
+};
+use crate::text::{StopMatcher, StopScan, Utf8Stream, message_content, render_plain_prompt};
+use crate::{
+    ChatMessage, DeviceInfo, EngineError, FinishReason, GenerateOutcome, GenerateRequest,
+    ImageInput, LoadOptions, ModelInfo, Sampling,
+};
+
+/// The command-line flag that turns any Cria executable into an engine worker.
+pub const WORKER_FLAG: &str = "--cria-engine-worker";
+
+/// Environment variable that enables the test-only `abort` request.
+pub(crate) const ALLOW_TEST_ABORT_ENV: &str = "CRIA_ENGINE_ALLOW_TEST_ABORT";
+
+/// Context size when the caller does not choose one: Llama 4 advertises up to 10M tokens of
+/// training context, far beyond any desktop's memory, so the training length is never used
+/// as the default.
+const DEFAULT_N_CTX: u32 = 8192;
+const N_BATCH: u32 = 512;
+/// Prompt slices aim at this duration so a cancel lands quickly.
+const PREFILL_SLICE_TARGET: Duration = Duration::from_millis(100);
+const FIRST_PREFILL_SLICE: usize = 32;
+
+/// Runs the worker and returns its exit code when this process was started with
+/// [`WORKER_FLAG`]; returns `None` otherwise. Call it first thing in `main`.
+pub fn worker_main_if_requested() -> Option<ExitCode> {
+    if !std::env::args_os().any(|arg| arg == WORKER_FLAG) {
+        return None;
+    }
+    Some(run_worker())
+}
+
+/// Threads for llama.cpp when the user does not choose: on a desktop other programs compete
+/// for the cores, and with as many busy-waiting threads as cores generation collapsed from
+/// ~70 to ~4 tok/s (ENGINE-FACTS). Up to four physical cores all are used (the supervisor
+/// sets `OMP_WAIT_POLICY=PASSIVE`, which keeps contention graceful); above that one core is
+/// left free. Hyper-threads are not counted: they slow matrix work down.
+pub fn default_threads() -> u32 {
+    let physical = physical_cores();
+    if physical <= 4 {
+        physical
+    } else {
+        physical - 1
+    }
+    .max(1)
+}
+
+fn physical_cores() -> u32 {
+    let logical = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    #[cfg(target_os = "linux")]
+    if let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") {
+        let mut cores = std::collections::HashSet::new();
+        let mut physical_id = String::new();
+        for line in cpuinfo.lines() {
+            if let Some((key, value)) = line.split_once(':') {
+                match key.trim() {
+                    "physical id" => physical_id = value.trim().to_string(),
+                    "core id" => {
+                        cores.insert((physical_id.clone(), value.trim().to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !cores.is_empty() {
+            return (cores.len() as u32).min(logical);
+        }
+    }
+    logical
+}
+
+/// Flags the stdin thread sets while the engine thread works.
+#[derive(Default)]
+struct Interrupts {
+    /// The generation id to cancel (ids start at 1; 0 means none).
+    cancel_id: AtomicU64,
+    abort_requested: AtomicBool,
+    stdin_closed: AtomicBool,
+}
+
+struct Incoming {
+    request: WorkerRequest,
+    blobs: Vec<Vec<u8>>,
+}
+
+fn run_worker() -> ExitCode {
+    let _ = tracing_subscriber_init();
+    send_logs_to_tracing(LogOptions::default());
+    let backend = match LlamaBackend::init() {
+        Ok(backend) => backend,
+        Err(error) => {
+            tracing::error!("cannot initialise llama.cpp: {error}");
+            return ExitCode::from(3);
+        }
+    };
+    let mut out = EventWriter {
+        stdout: io::stdout(),
+    };
+    if out
+        .send(&WorkerEvent::Ready {
+            protocol_version: PROTOCOL_VERSION,
+            pid: std::process::id(),
+        })
+        .is_err()
+    {
+        return ExitCode::from(4);
+    }
+
+    let interrupts = Arc::new(Interrupts::default());
+    let (sender, receiver) = mpsc::channel::<Incoming>();
+    let reader_interrupts = Arc::clone(&interrupts);
+    let reader = std::thread::Builder::new()
+        .name("cria-worker-stdin".into())
+        .spawn(move || read_requests(sender, &reader_interrupts));
+    if reader.is_err() {
+        return ExitCode::from(5);
+    }
+
+    let mut engine = WorkerEngine {
+        backend: &backend,
+        interrupts: &interrupts,
+        out: &mut out,
+    };
+    let mut next = None;
+    while let Some(incoming) = next.take().or_else(|| receiver.recv().ok()) {
+        next = engine.handle_without_model(incoming, &receiver);
+    }
+    ExitCode::SUCCESS
+}
+
+fn tracing_subscriber_init() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRIA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(io::stderr)
+        .with_ansi(false)
+        .try_init()
+}
+
+/// The stdin thread: interrupts are applied at once, everything else is queued.
+fn read_requests(sender: mpsc::Sender<Incoming>, interrupts: &Interrupts) {
+    let stdin = io::stdin();
+    let mut stdin = stdin.lock();
+    loop {
+        let frame = match read_frame(&mut stdin) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(error) => {
+                tracing::error!("stopping: unreadable request from the supervisor: {error}");
+                break;
+            }
+        };
+        let request = match frame.parse::<WorkerRequest>() {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!("stopping: {error}");
+                break;
+            }
+        };
+        match request {
+            WorkerRequest::Cancel { id } => interrupts.cancel_id.store(id, Ordering::SeqCst),
+            WorkerRequest::Abort => {
+                if std::env::var(ALLOW_TEST_ABORT_ENV).as_deref() == Ok("1") {
+                    interrupts.abort_requested.store(true, Ordering::SeqCst);
+                } else {
+                    tracing::warn!(
+                        "refusing the test-only abort request ({ALLOW_TEST_ABORT_ENV} is not 1)"
+                    );
+                }
+            }
+            request => {
+                let blobs = frame.blobs;
+                if sender.send(Incoming { request, blobs }).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // Stdin closed: the supervisor is gone. Stop any running generation and exit.
+    interrupts.stdin_closed.store(true, Ordering::SeqCst);
+}
+
+struct EventWriter {
+    stdout: io::Stdout,
+}
+
+impl EventWriter {
+    fn send(&mut self, event: &WorkerEvent) -> io::Result<()> {
+        let mut stdout = self.stdout.lock();
+        write_frame(&mut stdout, &Frame::of(event, Vec::new()))?;
+        stdout.flush()
+    }
+}
+
+struct WorkerEngine<'a> {
+    backend: &'a LlamaBackend,
+    interrupts: &'a Interrupts,
+    out: &'a mut EventWriter,
+}
+
+/// One unit of the cached sequence: a text token or a whole image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CacheUnit {
+    Token(LlamaToken),
+    Image {
+        content_hash: String,
+        positions: u32,
+    },
+}
+
+impl CacheUnit {
+    fn positions(&self) -> u32 {
+        match self {
+            CacheUnit::Token(_) => 1,
+            CacheUnit::Image { positions, .. } => *positions,
+        }
+    }
+}
+
+/// A unit of the new prompt; images carry their mtmd chunks for encoding.
+enum PromptUnit {
+    Token(LlamaToken),
+    Image {
+        key: CacheUnit,
+        chunks: MtmdInputChunks,
+    },
+}
+
+impl PromptUnit {
+    fn key(&self) -> CacheUnit {
+        match self {
+            PromptUnit::Token(token) => CacheUnit::Token(*token),
+            PromptUnit::Image { key, .. } => key.clone(),
+        }
+    }
+}
+
+enum TemplateChoice {
+    Model(LlamaChatTemplate),
+    BuiltIn(&'static str, LlamaChatTemplate),
+    Plain,
+}
+
+impl TemplateChoice {
+    fn name(&self) -> String {
+        match self {
+            TemplateChoice::Model(_) => "model".into(),
+            TemplateChoice::BuiltIn(name, _) => (*name).into(),
+            TemplateChoice::Plain => "plain".into(),
+        }
+    }
+}
+
+struct Loaded<'m> {
+    model: &'m LlamaModel,
+    context: LlamaContext<'m>,
+    mtmd: Option<MtmdContext>,
+    template: TemplateChoice,
+    info: ModelInfo,
+    cached: Vec<CacheUnit>,
+}
+
+impl<'a> WorkerEngine<'a> {
+    fn send(&mut self, event: WorkerEvent) {
+        if let Err(error) = self.out.send(&event) {
+            tracing::error!("cannot write to the supervisor: {error}");
+        }
+    }
+
+    /// Handles a request while no model is loaded. Returns a request to handle next (a
+    /// `Load` that replaced the model being served).
+    fn handle_without_model(
+        &mut self,
+        incoming: Incoming,
+        receiver: &mpsc::Receiver<Incoming>,
+    ) -> Option<Incoming> {
+        match incoming.request {
+            WorkerRequest::Load(options) => self.serve_model(options, receiver),
+            WorkerRequest::Generate { .. } => {
+                self.send(WorkerEvent::Error(EngineError::NoModelLoaded));
+                None
+            }
+            WorkerRequest::Unload => {
+                self.send(WorkerEvent::Unloaded);
+                None
+            }
+            WorkerRequest::Status => {
+                self.send(WorkerEvent::Status { loaded: None });
+                None
+            }
+            WorkerRequest::Devices => {
+                self.send(WorkerEvent::Devices {
+                    devices: list_devices(),
+                });
+                None
+            }
+            WorkerRequest::Bench(_) | WorkerRequest::Render { .. } => {
+                self.send(WorkerEvent::Error(EngineError::NoModelLoaded));
+                None
+            }
+            WorkerRequest::Cancel { .. } | WorkerRequest::Abort => None,
+        }
+    }
+
+    /// Loads a model and serves requests with it until it is unloaded or replaced.
+    fn serve_model(
+        &mut self,
+        options: LoadOptions,
+        receiver: &mpsc::Receiver<Incoming>,
+    ) -> Option<Incoming> {
+        self.serve_model_with_reason(options, receiver, None)
+    }
+
+    fn serve_model_with_reason(
+        &mut self,
+        options: LoadOptions,
+        receiver: &mpsc::Receiver<Incoming>,
+        forced_cpu_reason: Option<String>,
+    ) -> Option<Incoming> {
+        let (model, gpu_layers, cpu_fallback_reason) = match self.load_model(&options) {
+            Ok((model, gpu_layers, reason)) => (model, gpu_layers, forced_cpu_reason.or(reason)),
+            Err(error) => {
+                self.send(WorkerEvent::Error(error));
+                return None;
+            }
+        };
+        match self.serve_loaded(model, &options, gpu_layers, cpu_fallback_reason, receiver) {
+            Ok(next) => next,
+            Err(error) if gpu_layers > 0 => {
+                // The weights fit on the GPU but the context or projector did not (the model
+                // is freed by now): run on the CPU rather than not at all, and say why.
+                tracing::warn!("GPU setup failed, retrying on the CPU: {error}");
+                let cpu_only = LoadOptions {
+                    gpu_layers: Some(0),
+                    ..options
+                };
+                let reason = format!("the GPU could not hold the model's context ({error})");
+                self.serve_model_with_reason(cpu_only, receiver, Some(reason))
+            }
+            Err(error) => {
+                self.send(WorkerEvent::Error(error));
+                None
+            }
+        }
+    }
+
+    /// Prepares a loaded model and serves requests with it; an `Err` means it could not be
+    /// prepared (nothing was sent).
+    fn serve_loaded(
+        &mut self,
+        model: LlamaModel,
+        options: &LoadOptions,
+        gpu_layers: u32,
+        cpu_fallback_reason: Option<String>,
+        receiver: &mpsc::Receiver<Incoming>,
+    ) -> Result<Option<Incoming>, EngineError> {
+        let mut loaded = self.prepare(&model, options, gpu_layers, cpu_fallback_reason)?;
+        self.send(WorkerEvent::Loaded(loaded.info.clone()));
+        loop {
+            let Ok(incoming) = receiver.recv() else {
+                return Ok(None);
+            };
+            match incoming.request {
+                WorkerRequest::Load(_) => return Ok(Some(incoming)),
+                WorkerRequest::Unload => {
+                    self.send(WorkerEvent::Unloaded);
+                    return Ok(None);
+                }
+                WorkerRequest::Generate { id, request } => {
+                    let event = match self.generate(&mut loaded, id, request, incoming.blobs) {
+                        Ok(outcome) => WorkerEvent::Done(outcome),
+                        Err(error) => WorkerEvent::Error(error),
+                    };
+                    self.send(event);
+                }
+                WorkerRequest::Bench(bench) => {
+                    let event = match run_bench(&mut loaded, bench) {
+                        Ok(result) => WorkerEvent::BenchResult(result),
+                        Err(error) => WorkerEvent::Error(error),
+                    };
+                    self.send(event);
+                }
+                WorkerRequest::Render { messages } => {
+                    let event = match render_prompt(&loaded, &messages, mtmd_default_marker()) {
+                        Ok(prompt) => WorkerEvent::Rendered { prompt },
+                        Err(error) => WorkerEvent::Error(error),
+                    };
+                    self.send(event);
+                }
+                WorkerRequest::Status => self.send(WorkerEvent::Status {
+                    loaded: Some(loaded.info.clone()),
+                }),
+                WorkerRequest::Devices => self.send(WorkerEvent::Devices {
+                    devices: list_devices(),
+                }),
+                WorkerRequest::Cancel { .. } | WorkerRequest::Abort => {}
+            }
+        }
+    }
+
+    fn load_model(
+        &mut self,
+        options: &LoadOptions,
+    ) -> Result<(LlamaModel, u32, Option<String>), EngineError> {
+        let load_error = |reason: String| EngineError::ModelLoad {
+            path: options.model_path.clone(),
+            reason,
+        };
+        let has_gpu = self.backend.supports_gpu_offload()
+            && list_devices()
+                .iter()
+                .any(|device| device.kind == "gpu" || device.kind == "igpu");
+        let wanted_layers = options.gpu_layers.unwrap_or(if has_gpu { 999 } else { 0 });
+        let mut fallback_reason = None;
+        if wanted_layers > 0 && has_gpu {
+            let params = LlamaModelParams::default().with_n_gpu_layers(wanted_layers);
+            match LlamaModel::load_from_file(self.backend, &options.model_path, &params) {
+                Ok(model) => return Ok((model, wanted_layers, None)),
+                Err(error) => {
+                    tracing::warn!("GPU offload failed, loading on the CPU: {error}");
+                    fallback_reason = Some(format!(
+                        "loading with {wanted_layers} GPU layers failed ({error}); running on \
+                         the CPU"
+                    ));
+                }
+            }
+        } else if wanted_layers > 0 {
+            fallback_reason =
+                Some("no GPU backend or device is available; running on the CPU".into());
+        }
+        let params = LlamaModelParams::default().with_n_gpu_layers(0);
+        let model = LlamaModel::load_from_file(self.backend, &options.model_path, &params)
+            .map_err(|error| {
+                load_error(format!(
+                    "{error}; the file may use an architecture or tensor type this version of \
+                     llama.cpp does not support (see the log for details)"
+                ))
+            })?;
+        Ok((model, 0, fallback_reason))
+    }
+
+    fn prepare<'m>(
+        &mut self,
+        model: &'m LlamaModel,
+        options: &LoadOptions,
+        gpu_layers: u32,
+        cpu_fallback_reason: Option<String>,
+    ) -> Result<Loaded<'m>, EngineError> {
+        let architecture = model
+            .meta_val_str("general.architecture")
+            .unwrap_or_else(|_| "unknown".into());
+        let n_ctx_train = model.n_ctx_train();
+        let n_ctx = options
+            .n_ctx
+            .unwrap_or(if n_ctx_train == 0 {
+                DEFAULT_N_CTX
+            } else {
+                n_ctx_train.min(DEFAULT_N_CTX)
+            })
+            .clamp(256, 1 << 20);
+        let threads = options
+            .threads
+            .unwrap_or_else(default_threads)
+            .clamp(1, 512);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(N_BATCH)
+            .with_n_ubatch(N_BATCH)
+            .with_n_seq_max(1)
+            .with_n_threads(threads as i32)
+            .with_n_threads_batch(threads as i32)
+            .with_swa_full(true);
+        let context =
+            model
+                .new_context(self.backend, params)
+                .map_err(|error| EngineError::ModelLoad {
+                    path: options.model_path.clone(),
+                    reason: format!(
+                        "cannot create a context of {n_ctx} tokens ({error}); try a smaller context"
+                    ),
+                })?;
+        let mtmd = match &options.mmproj_path {
+            None => None,
+            Some(path) => {
+                let path_text = path.to_str().ok_or_else(|| EngineError::ModelLoad {
+                    path: path.clone(),
+                    reason: "the path is not valid Unicode".into(),
+                })?;
+                let params = MtmdContextParams {
+                    use_gpu: gpu_layers > 0,
+                    print_timings: false,
+                    n_threads: threads as i32,
+                    ..MtmdContextParams::default()
+                };
+                let mtmd =
+                    MtmdContext::init_from_file(path_text, model, &params).map_err(|error| {
+                        EngineError::ModelLoad {
+                            path: path.clone(),
+                            reason: format!(
+                                "the vision projector does not fit this model: {error}"
+                            ),
+                        }
+                    })?;
+                if !mtmd.support_vision() {
+                    return Err(EngineError::ModelLoad {
+                        path: path.clone(),
+                        reason: "this projector has no vision encoder".into(),
+                    });
+                }
+                Some(mtmd)
+            }
+        };
+        let template = choose_template(model, &architecture);
+        let info = ModelInfo {
+            architecture,
+            n_ctx,
+            n_ctx_train,
+            threads,
+            gpu_layers,
+            cpu_fallback_reason,
+            chat_template: template.name(),
+            vision: mtmd.is_some(),
+        };
+        tracing::info!(?info, "model loaded");
+        Ok(Loaded {
+            model,
+            context,
+            mtmd,
+            template,
+            info,
+            cached: Vec::new(),
+        })
+    }
+
+    fn cancelled(&self, id: u64) -> bool {
+        self.interrupts.cancel_id.load(Ordering::SeqCst) == id
+            || self.interrupts.stdin_closed.load(Ordering::SeqCst)
+    }
+
+    fn generate(
+        &mut self,
+        loaded: &mut Loaded<'_>,
+        id: u64,
+        mut request: GenerateRequest,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<GenerateOutcome, EngineError> {
+        let started = Instant::now();
+        attach_pixels(&mut request, blobs)?;
+        let n_images = request.images().count();
+        if n_images > 0 && loaded.mtmd.is_none() {
+            return Err(EngineError::NoVisionProjector);
+        }
+        let marker = mtmd_default_marker();
+        let prompt = render_prompt(loaded, &request.messages, marker)?;
+        let units = tokenize_prompt(loaded, &prompt, &request, marker)?;
+        if units.is_empty() {
+            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+        }
+        let prompt_positions: u32 = units.iter().map(|unit| unit.key().positions()).sum();
+        let n_ctx = loaded.context.n_ctx();
+        if prompt_positions >= n_ctx {
+            return Err(EngineError::ContextOverflow {
+                prompt_tokens: prompt_positions,
+                n_ctx,
+            });
+        }
+
+        // Keep the longest common prefix; at least one unit is decoded to get fresh logits.
+        let mut common = loaded
+            .cached
+            .iter()
+            .zip(units.iter())
+            .take_while(|(cached, unit)| **cached == unit.key())
+            .count();
+        if common == units.len() {
+            common -= 1;
+        }
+        let mut reused: u32 = loaded.cached[..common]
+            .iter()
+            .map(CacheUnit::positions)
+            .sum();
+        let kept = loaded
+            .context
+            .clear_kv_cache_seq(Some(0), Some(reused), None)
+            .unwrap_or(false);
+        if !kept {
+            loaded.context.clear_kv_cache();
+            common = 0;
+            reused = 0;
+        }
+        loaded.cached.truncate(common);
+
+        let mut outcome = GenerateOutcome::simple(FinishReason::Stop, 0);
+        outcome.prompt_tokens = prompt_positions;
+        outcome.reused_tokens = reused;
+        let to_prefill = prompt_positions - reused;
+        let prefill_started = Instant::now();
+        if !self.prefill(
+            loaded,
+            id,
+            &units[common..],
+            reused,
+            to_prefill,
+            &mut outcome,
+        )? {
+            outcome.finish_reason = FinishReason::Cancelled;
+            outcome.time_to_first_token_ms = started.elapsed().as_secs_f64() * 1000.0;
+            return Ok(outcome);
+        }
+        let prefill_seconds = prefill_started.elapsed().as_secs_f64();
+        if outcome.prefilled_tokens > 0 && prefill_seconds > 0.0 {
+            outcome.prefill_tokens_per_second =
+                f64::from(outcome.prefilled_tokens) / prefill_seconds;
+        }
+        self.decode_reply(loaded, id, &request, started, &mut outcome)?;
+        Ok(outcome)
+    }
+
+    /// Processes the new prompt units. Returns `false` when cancelled (the cache then holds
+    /// exactly the units decoded so far).
+    fn prefill(
+        &mut self,
+        loaded: &mut Loaded<'_>,
+        id: u64,
+        units: &[PromptUnit],
+        mut n_past: u32,
+        total: u32,
+        outcome: &mut GenerateOutcome,
+    ) -> Result<bool, EngineError> {
+        let mut done = 0u32;
+        let mut slice_len = FIRST_PREFILL_SLICE;
+        let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
+        let mut index = 0;
+        while index < units.len() {
+            if self.cancelled(id) {
+                return Ok(false);
+            }
+            match &units[index] {
+                PromptUnit::Image { key, chunks } => {
+                    let is_last = index + 1 == units.len();
+                    let mtmd = loaded.mtmd.as_mut().ok_or(EngineError::NoVisionProjector)?;
+                    let new_past = chunks
+                        .eval_chunks(
+                            mtmd,
+                            &mut loaded.context,
+                            n_past as i32,
+                            0,
+                            N_BATCH as i32,
+                            is_last,
+                        )
+                        .map_err(|error| {
+                            EngineError::Decode(format!("encoding an image failed: {error}"))
+                        })?;
+                    let positions = (new_past as u32).saturating_sub(n_past);
+                    n_past = new_past as u32;
+                    done += positions;
+                    outcome.images_encoded += 1;
+                    loaded.cached.push(key.clone());
+                    index += 1;
+                }
+                PromptUnit::Token(_) => {
+                    let run_end = units[index..]
+                        .iter()
+                        .position(|unit| matches!(unit, PromptUnit::Image { .. }))
+                        .map_or(units.len(), |offset| index + offset);
+                    let slice_end = run_end.min(index + slice_len);
+                    batch.clear();
+                    for (offset, unit) in units[index..slice_end].iter().enumerate() {
+                        let PromptUnit::Token(token) = unit else {
+                            unreachable!("the run holds tokens only")
+                        };
+                        let is_last = index + offset + 1 == units.len();
+                        batch
+                            .add(*token, (n_past + offset as u32) as i32, &[0], is_last)
+                            .map_err(|error| EngineError::Decode(error.to_string()))?;
+                    }
+                    let slice_started = Instant::now();
+                    loaded
+                        .context
+                        .decode(&mut batch)
+                        .map_err(|error| EngineError::Decode(error.to_string()))?;
+                    let count = slice_end - index;
+                    let per_token = slice_started.elapsed().as_secs_f64() / count as f64;
+                    if per_token > 0.0 {
+                        slice_len = ((PREFILL_SLICE_TARGET.as_secs_f64() / per_token) as usize)
+                            .clamp(8, N_BATCH as usize);
+                    }
+                    for unit in &units[index..slice_end] {
+                        loaded.cached.push(unit.key());
+                    }
+                    n_past += count as u32;
+                    done += count as u32;
+                    index = slice_end;
+                }
+            }
+            outcome.prefilled_tokens = done;
+            self.send(WorkerEvent::PrefillProgress { done, total });
+        }
+        Ok(true)
+    }
+
+    fn decode_reply(
+        &mut self,
+        loaded: &mut Loaded<'_>,
+        id: u64,
+        request: &GenerateRequest,
+        started: Instant,
+        outcome: &mut GenerateOutcome,
+    ) -> Result<(), EngineError> {
+        let mut sampler = make_sampler(&request.sampling);
+        let mut utf8 = Utf8Stream::default();
+        let mut stops = StopMatcher::new(&request.stop);
+        let mut batch = LlamaBatch::new(1, 1);
+        let mut n_past: u32 = loaded.cached.iter().map(CacheUnit::positions).sum();
+        let n_ctx = loaded.context.n_ctx();
+        let mut first_token_at = None;
+        let finish = loop {
+            if self.cancelled(id) {
+                break FinishReason::Cancelled;
+            }
+            if outcome.generated_tokens >= request.max_tokens {
+                break FinishReason::Length;
+            }
+            let token = sampler.sample(&loaded.context, -1);
+            if first_token_at.is_none() {
+                first_token_at = Some(Instant::now());
+                outcome.time_to_first_token_ms = started.elapsed().as_secs_f64() * 1000.0;
+            }
+            if loaded.model.vocab().is_eog(token) && !request.ignore_eos {
+                break FinishReason::Stop;
+            }
+            outcome.generated_tokens += 1;
+            let bytes = loaded.model.vocab().token_to_piece(token, false, None);
+            let piece = utf8.push(&bytes);
+            let streamed = match stops.push(&piece) {
+                StopScan::Continue(text) => self.send_text(text),
+                StopScan::Stopped(text) => {
+                    self.send_text(text);
+                    break FinishReason::StopString;
+                }
+            };
+            // The test abort fires once text is out, to prove partial replies survive.
+            if streamed && self.interrupts.abort_requested.load(Ordering::SeqCst) {
+                tracing::error!("abort requested by the supervisor (test only)");
+                std::process::abort();
+            }
+            if n_past + 1 >= n_ctx {
+                break FinishReason::ContextFull;
+            }
+            batch.clear();
+            batch
+                .add(token, n_past as i32, &[0], true)
+                .map_err(|error| EngineError::Decode(error.to_string()))?;
+            loaded
+                .context
+                .decode(&mut batch)
+                .map_err(|error| EngineError::Decode(error.to_string()))?;
+            loaded.cached.push(CacheUnit::Token(token));
+            n_past += 1;
+        };
+        if finish != FinishReason::StopString {
+            let tail = utf8.finish();
+            let mut text = match stops.push(&tail) {
+                StopScan::Continue(text) | StopScan::Stopped(text) => text,
+            };
+            text.push_str(&stops.finish());
+            self.send_text(text);
+        }
+        outcome.finish_reason = finish;
+        if let Some(first) = first_token_at {
+            let seconds = first.elapsed().as_secs_f64();
+            if outcome.generated_tokens > 1 && seconds > 0.0 {
+                outcome.generation_tokens_per_second =
+                    f64::from(outcome.generated_tokens - 1) / seconds;
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams a piece; returns whether there was anything to stream.
+    fn send_text(&mut self, text: String) -> bool {
+        if text.is_empty() {
+            return false;
+        }
+        self.send(WorkerEvent::Token { text });
+        true
+    }
+}
+
+fn attach_pixels(request: &mut GenerateRequest, blobs: Vec<Vec<u8>>) -> Result<(), EngineError> {
+    let n_images = request.images().count();
+    if blobs.len() != n_images {
+        return Err(EngineError::Protocol(format!(
+            "{n_images} images but {} pixel buffers",
+            blobs.len()
+        )));
+    }
+    let mut blobs = blobs.into_iter();
+    for (index, image) in request
+        .messages
+        .iter_mut()
+        .flat_map(|message| message.images.iter_mut())
+        .enumerate()
+    {
+        let rgb = blobs.next().unwrap_or_default();
+        let checked = ImageInput::from_rgb(image.width, image.height, rgb).map_err(|error| {
+            EngineError::ImageRejected {
+                index,
+                reason: error.to_string(),
+            }
+        })?;
+        *image = checked;
+    }
+    Ok(())
+}
+
+fn choose_template(model: &LlamaModel, architecture: &str) -> TemplateChoice {
+    if let Ok(template) = model.chat_template(None) {
+        let usable = LlamaChatMessage::new("user".into(), "hi".into())
+            .map(|probe| model.apply_chat_template(&template, &[probe], true).is_ok())
+            .unwrap_or(false);
+        if usable {
+            return TemplateChoice::Model(template);
+        }
+        tracing::warn!("the model's chat template is not supported; using a built-in one");
+    }
+    let name = match architecture {
+        "llama4" => Some("llama4"),
+        "llama" => Some("llama3"),
+        "gemma" | "gemma2" | "gemma3" => Some("gemma"),
+        "phi3" => Some("phi3"),
+        "qwen2" | "qwen3" => Some("chatml"),
+        _ => None,
+    };
+    match name.map(|name| (name, LlamaChatTemplate::new(name))) {
+        Some((name, Ok(template))) => TemplateChoice::BuiltIn(name, template),
+        _ => TemplateChoice::Plain,
+    }
+}
+
+/// Renders the conversation with the chosen template; images become media markers.
+fn render_prompt(
+    loaded: &Loaded<'_>,
+    messages: &[ChatMessage],
+    marker: &str,
+) -> Result<String, EngineError> {
+    // A user typing the marker must not be able to smuggle in an image slot.
+    let sanitized: Vec<ChatMessage> = messages
+        .iter()
+        .map(|message| ChatMessage {
+            role: message.role,
+            content: message.content.replace(marker, ""),
+            images: message.images.clone(),
+        })
+        .collect();
+    let template = match &loaded.template {
+        TemplateChoice::Model(template) | TemplateChoice::BuiltIn(_, template) => template,
+        TemplateChoice::Plain => return Ok(render_plain_prompt(&sanitized, marker)),
+    };
+    let chat = sanitized
+        .iter()
+        .map(|message| {
+            LlamaChatMessage::new(
+                message.role.as_str().into(),
+                message_content(message, marker),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| EngineError::InvalidRequest(format!("message text: {error}")))?;
+    loaded
+        .model
+        .apply_chat_template(template, &chat, true)
+        .map_err(|error| EngineError::Decode(format!("applying the chat template: {error}")))
+}
+
+/// Splits the rendered prompt at media markers: text segments become tokens, each image
+/// becomes one unit with its encoded chunks (tokenized by mtmd, so the projector's own image
+/// framing tokens are included).
+fn tokenize_prompt(
+    loaded: &Loaded<'_>,
+    prompt: &str,
+    request: &GenerateRequest,
+    marker: &str,
+) -> Result<Vec<PromptUnit>, EngineError> {
+    let model = loaded.model;
+    let vocab = model.vocab();
+    let bos_text = if vocab.should_add_bos() {
+        String::from_utf8(vocab.token_to_piece(vocab.bos(), true, None)).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    // Templates usually write BOS themselves; adding another would double it.
+    let add_bos = vocab.should_add_bos() && (bos_text.is_empty() || !prompt.starts_with(&bos_text));
+    let mut units = Vec::new();
+    let mut images = request.images().enumerate();
+    for (segment_index, segment) in prompt.split(marker).enumerate() {
+        if segment_index > 0 {
+            let (index, image) = images.next().ok_or_else(|| {
+                EngineError::Decode("the template produced more image slots than images".into())
+            })?;
+            units.push(encode_image_unit(loaded, index, image, marker)?);
+        }
+        let add_special = segment_index == 0 && add_bos;
+        let tokens = vocab.tokenize(segment.as_bytes(), add_special, true);
+        units.extend(tokens.into_iter().map(PromptUnit::Token));
+    }
+    if images.next().is_some() {
+        return Err(EngineError::Decode(
+            "the chat template dropped an image; this model's template cannot show images".into(),
+        ));
+    }
+    Ok(units)
+}
+
+fn encode_image_unit(
+    loaded: &Loaded<'_>,
+    index: usize,
+    image: &ImageInput,
+    marker: &str,
+) -> Result<PromptUnit, EngineError> {
+    let rejected = |reason: String| EngineError::ImageRejected { index, reason };
+    let mtmd = loaded.mtmd.as_ref().ok_or(EngineError::NoVisionProjector)?;
+    let mut bitmap = MtmdBitmap::from_image_data(image.width, image.height, &image.rgb)
+        .map_err(|error| rejected(error.to_string()))?;
+    bitmap
+        .set_id(&image.content_hash)
+        .map_err(|error| rejected(error.to_string()))?;
+    let chunks = mtmd
+        .tokenize(
+            MtmdInputText {
+                text: marker.to_string(),
+                add_special: false,
+                parse_special: true,
+            },
+            &[&bitmap],
+        )
+        .map_err(|error| rejected(format!("the vision projector cannot take it: {error}")))?;
+    let positions = chunks.total_positions();
+    if positions <= 0 {
+        return Err(rejected("it produced no image tokens".into()));
+    }
+    Ok(PromptUnit::Image {
+        key: CacheUnit::Image {
+            content_hash: image.content_hash.clone(),
+            positions: positions as u32,
+        },
+        chunks,
+    })
+}
+
+fn make_sampler(sampling: &Sampling) -> LlamaSampler {
+    if sampling.temperature <= 0.0 {
+        return LlamaSampler::greedy();
+    }
+    LlamaSampler::chain_simple([
+        LlamaSampler::top_p(sampling.top_p.clamp(0.0, 1.0), 1),
+        LlamaSampler::min_p(sampling.min_p.clamp(0.0, 1.0), 1),
+        LlamaSampler::temp(sampling.temperature),
+        LlamaSampler::dist(sampling.seed),
+    ])
+}
+
+fn list_devices() -> Vec<DeviceInfo> {
+    use llama_cpp_2::LlamaBackendDeviceType as Kind;
+    llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .map(|device| DeviceInfo {
+            name: device.name,
+            description: device.description,
+            backend: device.backend,
+            kind: match device.device_type {
+                Kind::Cpu => "cpu",
+                Kind::Gpu => "gpu",
+                Kind::IntegratedGpu => "igpu",
+                Kind::Accelerator => "accel",
+                Kind::Unknown => "unknown",
+            }
+            .into(),
+            memory_total_bytes: device.memory_total as u64,
+            memory_free_bytes: device.memory_free as u64,
+        })
+        .collect()
+}
+
+/// llama-bench's `pp` and `tg` tests: a prompt of random tokens decoded in `n_batch` slices
+/// from an empty cache, then `n_gen` single-token decodes; the best of `repetitions` runs.
+fn run_bench(
+    loaded: &mut Loaded<'_>,
+    bench: crate::protocol::BenchRequest,
+) -> Result<crate::protocol::BenchResult, EngineError> {
+    let n_vocab = loaded.model.n_vocab().max(1) as u32;
+    let n_ctx = loaded.context.n_ctx();
+    if bench.n_prompt + bench.n_gen >= n_ctx {
+        return Err(EngineError::ContextOverflow {
+            prompt_tokens: bench.n_prompt + bench.n_gen,
+            n_ctx,
+        });
+    }
+    // A fixed pseudo-random sequence (xorshift) so runs are comparable.
+    let mut state = 0x2545_f491_u32;
+    let mut next_token = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        LlamaToken((state % n_vocab) as i32)
+    };
+    let decode_err = |error: llama_cpp_2::DecodeError| EngineError::Decode(error.to_string());
+    let batch_err =
+        |error: llama_cpp_2::llama_batch::BatchAddError| EngineError::Decode(error.to_string());
+    let mut pp_best = 0.0f64;
+    let mut tg_best = 0.0f64;
+    let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
+    for _ in 0..bench.repetitions.max(1) {
+        if bench.n_prompt > 0 {
+            loaded.context.clear_kv_cache();
+            let started = Instant::now();
+            let mut position = 0u32;
+            while position < bench.n_prompt {
+                let end = (position + N_BATCH).min(bench.n_prompt);
+                batch.clear();
+                for pos in position..end {
+                    batch
+                        .add(next_token(), pos as i32, &[0], pos + 1 == end)
+                        .map_err(batch_err)?;
+                }
+                loaded.context.decode(&mut batch).map_err(decode_err)?;
+                position = end;
+            }
+            pp_best = pp_best.max(f64::from(bench.n_prompt) / started.elapsed().as_secs_f64());
+        }
+        if bench.n_gen > 0 {
+            loaded.context.clear_kv_cache();
+            let started = Instant::now();
+            for pos in 0..bench.n_gen {
+                batch.clear();
+                batch
+                    .add(next_token(), pos as i32, &[0], true)
+                    .map_err(batch_err)?;
+                loaded.context.decode(&mut batch).map_err(decode_err)?;
+            }
+            tg_best = tg_best.max(f64::from(bench.n_gen) / started.elapsed().as_secs_f64());
+        }
+    }
+    loaded.context.clear_kv_cache();
+    loaded.cached.clear();
+    Ok(crate::protocol::BenchResult {
+        prompt_tokens_per_second: pp_best,
+        generation_tokens_per_second: tg_best,
+        threads: loaded.info.threads,
+    })
+}
