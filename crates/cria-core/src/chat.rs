@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cria_engine::{
-    CancelToken, ChatMessage, ChatRole, FinishReason, GenerateEvent, GenerateRequest,
+    CancelToken, ChatMessage, ChatRole, EngineError, FinishReason, GenerateEvent, GenerateRequest,
 };
-use cria_store::{ConversationId, MessageId, MessageStatus, Role, Store};
+use cria_store::{ConversationId, GenerationStats, MessageId, MessageStatus, Role, Store};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -81,6 +81,26 @@ impl Cria {
         cancel: CancelToken,
         on_event: &mut (impl FnMut(TurnEvent) + Send),
     ) -> Result<()> {
+        // Loading the remembered model on the first message after a start can take a while;
+        // the reply already exists (streaming, empty) so the user sees it is on its way.
+        let model_id = match self.ensure_model_loaded().await {
+            Ok(model_id) => model_id,
+            Err(error) => {
+                let message = error.to_string();
+                self.finish(
+                    started.reply_message_id,
+                    MessageStatus::Failed,
+                    Some(message.clone()),
+                    GenerationStats::default(),
+                )
+                .await?;
+                on_event(TurnEvent::Finished {
+                    status: MessageStatus::Failed,
+                    error: Some(message),
+                });
+                return Ok(());
+            }
+        };
         let request = GenerateRequest::new(history, DEFAULT_MAX_TOKENS);
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let engine = Arc::clone(&self.engine);
@@ -106,25 +126,48 @@ impl Cria {
         }
         self.commit_text(started.reply_message_id, pending).await?;
 
+        let mut stats = GenerationStats {
+            model_id,
+            ..GenerationStats::default()
+        };
         let (status, error) = match generation.await {
-            Ok(Ok(outcome)) if outcome.finish_reason == FinishReason::Cancelled => {
-                (MessageStatus::Cancelled, None)
+            Ok(Ok(outcome)) => {
+                stats.prompt_tokens = Some(outcome.prompt_tokens);
+                stats.completion_tokens = Some(outcome.generated_tokens);
+                stats.ttft_ms = Some(outcome.time_to_first_token_ms.round() as u32);
+                stats.tokens_per_second = Some(outcome.generation_tokens_per_second);
+                let status = match outcome.finish_reason {
+                    FinishReason::Cancelled => MessageStatus::Cancelled,
+                    _ => MessageStatus::Complete,
+                };
+                (status, None)
             }
-            Ok(Ok(_)) => (MessageStatus::Complete, None),
+            // The engine died under the reply: what was streamed is kept, and the next
+            // message starts a fresh engine.
+            Ok(Err(crash @ EngineError::Crashed { .. })) => {
+                (MessageStatus::Interrupted, Some(crash.to_string()))
+            }
             Ok(Err(engine_error)) => (MessageStatus::Failed, Some(engine_error.to_string())),
             Err(join_error) => (
                 MessageStatus::Failed,
                 Some(format!("internal error: {join_error}")),
             ),
         };
-        let store = Arc::clone(&self.store);
-        let error_for_store = error.clone();
-        blocking(move || {
-            store.finalize_message(started.reply_message_id, status, error_for_store.as_deref())
-        })
-        .await?;
+        self.finish(started.reply_message_id, status, error.clone(), stats)
+            .await?;
         on_event(TurnEvent::Finished { status, error });
         Ok(())
+    }
+
+    async fn finish(
+        &self,
+        reply: MessageId,
+        status: MessageStatus,
+        error: Option<String>,
+        stats: GenerationStats,
+    ) -> Result<()> {
+        let store = Arc::clone(&self.store);
+        blocking(move || store.finish_message(reply, status, error.as_deref(), &stats)).await
     }
 
     async fn commit_text(&self, reply: MessageId, text: String) -> Result<()> {

@@ -10,14 +10,14 @@ mod paths;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cria_engine::{CancelToken, Engine, NoModelEngine, ScriptedEngine};
+use cria_engine::{CancelToken, Engine, EngineHandle, ScriptedEngine, SupervisorOptions};
 use cria_store::Store;
 
 pub use chat::{TurnEvent, TurnStarted};
 pub use cria_store::{
     Conversation, ConversationId, Message, MessageId, MessageStatus, Role, StoreError,
 };
-pub use models::{ACTIVE_MODEL_SETTING, ModelSummary};
+pub use models::{ACTIVE_MODEL_SETTING, LoadedModel, ModelSummary};
 pub use paths::AppPaths;
 
 /// Errors of Cria's use cases.
@@ -49,18 +49,33 @@ pub struct Cria {
     store: Arc<Store>,
     library: Arc<cria_models::library::Library>,
     engine: Arc<dyn Engine>,
+    /// The llama.cpp engine, when `engine` is one (not a test double): loads models.
+    engine_handle: Option<EngineHandle>,
     /// Replies being generated now, by reply id, so a stop request can reach them.
     running: Arc<Mutex<HashMap<MessageId, CancelToken>>>,
 }
 
 impl Cria {
-    /// Opens Cria's data folder (creating it on first run) with the engine chosen from the
-    /// environment: none loaded by default, a scripted double only when a test asks for it.
+    /// Opens Cria's data folder (creating it on first run) with the llama.cpp engine (its
+    /// worker process starts on first use), or a scripted double when a test asks for one.
     pub fn open(paths: AppPaths) -> Result<Self> {
-        let engine = engine_from_env()?;
-        Self::open_with_engine(paths, engine)
+        match test_engine_from_env()? {
+            Some(engine) => Self::open_with_engine(paths, engine),
+            None => {
+                let handle = EngineHandle::new(SupervisorOptions::current_exe()?);
+                Self::open_with_engine_handle(paths, handle)
+            }
+        }
     }
 
+    /// Opens with the llama.cpp engine behind `handle` (tests pass a handle on a worker host).
+    pub fn open_with_engine_handle(paths: AppPaths, handle: EngineHandle) -> Result<Self> {
+        let mut cria = Self::open_with_engine(paths, Arc::new(handle.clone()))?;
+        cria.engine_handle = Some(handle);
+        Ok(cria)
+    }
+
+    /// Opens with any engine; models cannot be loaded into it (test doubles).
     pub fn open_with_engine(paths: AppPaths, engine: Arc<dyn Engine>) -> Result<Self> {
         paths.create_private_dirs()?;
         let store = Store::open(&paths.database_file())?;
@@ -70,6 +85,7 @@ impl Cria {
             store: Arc::new(store),
             library,
             engine,
+            engine_handle: None,
             running: Arc::default(),
         })
     }
@@ -105,14 +121,14 @@ impl Cria {
     }
 }
 
-fn engine_from_env() -> Result<Arc<dyn Engine>> {
+/// The test double a test asked for through `CRIA_TEST_ENGINE`, if any.
+fn test_engine_from_env() -> Result<Option<Arc<dyn Engine>>> {
     match std::env::var(TEST_ENGINE_ENV).ok().as_deref() {
-        None | Some("") => Ok(Arc::new(NoModelEngine)),
+        None | Some("") => Ok(None),
         Some("scripted") => {
             tracing::warn!("using the scripted test engine ({TEST_ENGINE_ENV}=scripted)");
-            Ok(Arc::new(ScriptedEngine::echo(
-                std::time::Duration::from_millis(40),
-            )))
+            let engine = ScriptedEngine::echo(std::time::Duration::from_millis(40));
+            Ok(Some(Arc::new(engine)))
         }
         Some(other) => Err(CoreError::InvalidInput(format!(
             "{TEST_ENGINE_ENV}={other:?} is not a known test engine"

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cria_engine::LoadOptions;
 use cria_models::library::{ImportMode, Library, ListingRow};
 use serde::Serialize;
 
@@ -27,6 +28,33 @@ pub struct ModelSummary {
     pub verdict: String,
     pub verdict_reason: String,
     pub active: bool,
+}
+
+/// The model the engine holds, and how it runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadedModel {
+    pub id: String,
+    pub architecture: String,
+    pub context_size: u32,
+    pub threads: u32,
+    pub gpu_layers: u32,
+    /// Why the model runs on the CPU although a GPU was possible or asked for.
+    pub cpu_fallback_reason: Option<String>,
+    pub vision: bool,
+}
+
+impl LoadedModel {
+    fn new(id: String, info: cria_engine::ModelInfo) -> Self {
+        LoadedModel {
+            id,
+            architecture: info.architecture,
+            context_size: info.n_ctx,
+            threads: info.threads,
+            gpu_layers: info.gpu_layers,
+            cpu_fallback_reason: info.cpu_fallback_reason,
+            vision: info.vision,
+        }
+    }
 }
 
 impl ModelSummary {
@@ -88,6 +116,76 @@ impl Cria {
         }
         let library = Arc::clone(&self.library);
         run_blocking(move || library.remove(&id)).await
+    }
+
+    /// Loads a library model into the engine now and remembers it for later starts.
+    pub async fn select_model(&self, id: String) -> Result<LoadedModel> {
+        let handle = self.engine_handle.as_ref().ok_or_else(|| {
+            CoreError::InvalidInput(
+                "this engine cannot load models (a test double is in use)".into(),
+            )
+        })?;
+        let options = self.load_options(&id).await?;
+        let info = handle.load(options).await?;
+        let store = Arc::clone(&self.store);
+        let remembered = id.clone();
+        crate::blocking(move || store.set_setting(ACTIVE_MODEL_SETTING, &remembered)).await?;
+        Ok(LoadedModel::new(id, info))
+    }
+
+    /// The model the engine has loaded, if any.
+    pub async fn loaded_model(&self) -> Result<Option<LoadedModel>> {
+        let Some(handle) = &self.engine_handle else {
+            return Ok(None);
+        };
+        let Some(info) = handle.status().await? else {
+            return Ok(None);
+        };
+        let id = self.active_model_id().await?.unwrap_or_default();
+        Ok(Some(LoadedModel::new(id, info)))
+    }
+
+    /// Before a reply: loads the remembered model when the engine has none (first message after
+    /// a start, or after a crash took the worker down). Returns the model id for the reply's
+    /// stats; `None` with a test double.
+    pub(crate) async fn ensure_model_loaded(&self) -> Result<Option<String>> {
+        let Some(handle) = &self.engine_handle else {
+            return Ok(None);
+        };
+        let active = self.active_model_id().await?;
+        if handle.status().await?.is_some() {
+            return Ok(active);
+        }
+        let Some(id) = active else {
+            return Err(cria_engine::EngineError::NoModelLoaded.into());
+        };
+        let options = self.load_options(&id).await?;
+        handle.load(options).await?;
+        Ok(Some(id))
+    }
+
+    async fn load_options(&self, id: &str) -> Result<LoadOptions> {
+        let library = Arc::clone(&self.library);
+        let id = id.to_string();
+        let (files, mmproj) = run_blocking(move || {
+            let entry = library
+                .models()?
+                .into_iter()
+                .find(|entry| entry.id == id)
+                .ok_or_else(|| cria_models::ModelsError::NotGguf {
+                    path: PathBuf::from(&id),
+                    reason: "it is not in the model library (was it removed?)".into(),
+                })?;
+            library.paths(&entry)
+        })
+        .await?;
+        let model_path = files
+            .into_iter()
+            .next()
+            .ok_or_else(|| CoreError::Internal("a library model without files".into()))?;
+        let mut options = LoadOptions::new(model_path);
+        options.mmproj_path = mmproj;
+        Ok(options)
     }
 
     pub(crate) async fn active_model_id(&self) -> Result<Option<String>> {
