@@ -6,8 +6,12 @@
 //! - Encrypted files are opened with the empty user password; when that fails the result is
 //!   [`IngestError::PasswordRequired`], never a document with empty text.
 //! - More pages than `max_pages` is an error; a stream that inflates past `max_stream_bytes`
-//!   is [`IngestError::Bomb`] (the worker passes the cap to `pdf_oxide` through
-//!   `PDF_OXIDE_MAX_DECOMPRESS_MB`); extracted text beyond `max_document_bytes` is an error.
+//!   is [`IngestError::Bomb`], and so is a document whose Flate streams inflate past
+//!   `max_document_bytes` in all. Parsers differ in what they do at a cap (`pdf_oxide` drops
+//!   the stream and returns empty text; `hayro` has no cap), so every Flate stream is first
+//!   inflated here into a counting sink ([`check_stream_sizes`]); the worker also passes the
+//!   cap to `pdf_oxide` through `PDF_OXIDE_MAX_DECOMPRESS_MB`. Extracted text beyond
+//!   `max_document_bytes` is an error too.
 //! - A page's text layer is unusable when it has almost no visible characters, when more than
 //!   a tenth of them are U+FFFD, private-use or control characters (broken ToUnicode maps), or
 //!   when few of them are letters or digits, or when most Latin "words" have no vowel
@@ -37,6 +41,7 @@ pub(crate) fn ingest_pdf(
         kind: "PDF".into(),
         detail,
     };
+    check_stream_sizes(bytes, limits)?;
     let renderable = match Pdf::new(bytes.to_vec()) {
         Ok(pdf) => Some(pdf),
         Err(LoadPdfError::Decryption(hayro::hayro_syntax::DecryptionError::PasswordProtected)) => {
@@ -122,6 +127,103 @@ pub(crate) fn ingest_pdf(
         image: None,
         warnings,
     })
+}
+
+/// Inflates every Flate-encoded stream (as many layers as its filter list names) into a
+/// counting sink, failing at the first stream over `max_stream_bytes` or when all of them
+/// together pass `max_document_bytes`. Streams are found by their `stream`/`endstream`
+/// keywords, so the check needs no trust in the xref table or `/Length` values. Encrypted
+/// streams look like random bytes to zlib and are skipped (they fail to inflate at once).
+pub(crate) fn check_stream_sizes(bytes: &[u8], limits: &crate::IngestLimits) -> Result<()> {
+    let mut total: u64 = 0;
+    let mut position = 0;
+    while let Some(found) = find(&bytes[position..], b"stream") {
+        let keyword = position + found;
+        position = keyword + 6;
+        // Skip "endstream" and words that merely end in "stream".
+        if keyword >= 3 && &bytes[keyword - 3..keyword] == b"end" {
+            continue;
+        }
+        let mut data_start = position;
+        if bytes.get(data_start) == Some(&b'\r') {
+            data_start += 1;
+        }
+        if bytes.get(data_start) != Some(&b'\n') && data_start == position {
+            continue;
+        }
+        if bytes.get(data_start) == Some(&b'\n') {
+            data_start += 1;
+        }
+        let dictionary_start = keyword.saturating_sub(4096);
+        let dictionary = &bytes[dictionary_start..keyword];
+        let dictionary = match rfind(dictionary, b"obj") {
+            Some(object_start) => &dictionary[object_start..],
+            None => dictionary,
+        };
+        let layers = count(dictionary, b"/FlateDecode")
+            + count(dictionary, b"/Fl ")
+            + count(dictionary, b"/Fl]");
+        if layers == 0 {
+            continue;
+        }
+        let data_end =
+            find(&bytes[data_start..], b"endstream").map_or(bytes.len(), |end| data_start + end);
+        let mut layer: Vec<u8> = bytes[data_start..data_end].to_vec();
+        for depth in 0..layers {
+            let last = depth + 1 == layers;
+            let mut decoder = flate2::read::ZlibDecoder::new(layer.as_slice());
+            let mut limited = std::io::Read::take(&mut decoder, limits.max_stream_bytes + 1);
+            let inflated = if last {
+                std::io::copy(&mut limited, &mut std::io::sink()).ok()
+            } else {
+                let mut next = Vec::new();
+                let size = std::io::Read::read_to_end(&mut limited, &mut next).ok();
+                layer = next;
+                size.map(|size| size as u64)
+            };
+            let Some(inflated) = inflated else { break };
+            if inflated > limits.max_stream_bytes {
+                return Err(IngestError::Bomb {
+                    detail: format!(
+                        "a Flate stream at byte {keyword} inflates to more than {} bytes",
+                        limits.max_stream_bytes
+                    ),
+                });
+            }
+            if last {
+                total += inflated;
+            }
+        }
+        if total > limits.max_document_bytes {
+            return Err(IngestError::Bomb {
+                detail: format!(
+                    "the document's streams inflate to more than {} bytes in all",
+                    limits.max_document_bytes
+                ),
+            });
+        }
+        position = data_end.max(position);
+    }
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .rposition(|window| window == needle)
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|window| *window == needle)
+        .count()
 }
 
 fn map_oxide_error(
@@ -347,7 +449,57 @@ pub(crate) fn render_page(
 
 #[cfg(test)]
 mod tests {
-    use super::text_layer_usable;
+    use super::{check_stream_sizes, text_layer_usable};
+    use crate::{IngestError, IngestLimits};
+    use std::io::Write;
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).expect("in memory");
+        encoder.finish().expect("in memory")
+    }
+
+    fn object(filter: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "1 0 obj\n<< /Length {} /Filter {filter} >>\nstream\n",
+            data.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\nendstream\nendobj\n");
+        out
+    }
+
+    #[test]
+    fn flate_streams_over_the_caps_are_bombs() {
+        let limits = IngestLimits {
+            max_stream_bytes: 1 << 20,
+            max_document_bytes: 3 << 20,
+            ..IngestLimits::default()
+        };
+        let small = object("/FlateDecode", &zlib(&vec![0; 1 << 19]));
+        assert_eq!(check_stream_sizes(&small, &limits), Ok(()));
+        let big = object("/FlateDecode", &zlib(&vec![0; 2 << 20]));
+        assert!(matches!(
+            check_stream_sizes(&big, &limits),
+            Err(IngestError::Bomb { .. })
+        ));
+        let double = object(
+            "[/FlateDecode /FlateDecode]",
+            &zlib(&zlib(&vec![0; 2 << 20])),
+        );
+        assert!(matches!(
+            check_stream_sizes(&double, &limits),
+            Err(IngestError::Bomb { .. })
+        ));
+        let many: Vec<u8> = (0..8).flat_map(|_| small.clone()).collect();
+        assert!(matches!(
+            check_stream_sizes(&many, &limits),
+            Err(IngestError::Bomb { .. })
+        ));
+        let unfiltered = object("/ASCIIHexDecode", &vec![b'0'; 2 << 20]);
+        assert_eq!(check_stream_sizes(&unfiltered, &limits), Ok(()));
+    }
 
     #[test]
     fn garbage_text_layers_are_detected() {
