@@ -91,6 +91,27 @@ pub fn prepare_image(bytes: &[u8], options: &IngestOptions) -> Result<PreparedIm
     prepare_rgb(width, height, rgb, source_sha256, options)
 }
 
+/// Prepares already-decoded RGB8 pixels (a clipboard screenshot, a rendered page) like an
+/// image file: long side capped, thumbnail made. `rgb` must hold `width * height * 3` bytes.
+pub fn prepare_pixels(
+    width: u32,
+    height: u32,
+    rgb: Vec<u8>,
+    options: &IngestOptions,
+) -> Result<PreparedImage> {
+    if rgb.len() as u64 != u64::from(width) * u64::from(height) * 3 || width == 0 || height == 0 {
+        return Err(IngestError::Corrupt {
+            kind: "image".into(),
+            detail: format!(
+                "{} bytes do not hold a {width}×{height} RGB image",
+                rgb.len()
+            ),
+        });
+    }
+    let sha = hex_sha256(&rgb);
+    prepare_rgb(width, height, rgb, sha, options)
+}
+
 /// Resizes decoded RGB pixels for the encoder and makes the thumbnail.
 pub(crate) fn prepare_rgb(
     width: u32,

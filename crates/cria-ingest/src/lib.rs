@@ -34,7 +34,8 @@ mod worker;
 
 pub use chunk::{Chunk, ChunkOptions};
 pub use client::{CancelFlag, IngestClient, Progress};
-pub use images::{PreparedImage, Thumbnail, prepare_image};
+pub use images::{PreparedImage, Thumbnail, prepare_image, prepare_pixels};
+pub use pdf::render_pdf_page;
 pub use sniff::{DocumentKind, sniff};
 pub use worker::{WORKER_FLAG, worker_main_if_requested};
 

@@ -397,6 +397,38 @@ fn interpreter_settings() -> hayro::hayro_interpret::InterpreterSettings {
     settings
 }
 
+/// Renders page `page_index` (0-based) of a PDF for the vision model, whatever its text layer:
+/// for a UI preview or a "send this page as an image" action. In-process: trusted input only.
+pub fn render_pdf_page(
+    bytes: &[u8],
+    page_index: usize,
+    options: &IngestOptions,
+) -> Result<crate::PreparedImage> {
+    check_stream_sizes(bytes, &options.limits)?;
+    let pdf = match Pdf::new(bytes.to_vec()) {
+        Ok(pdf) => pdf,
+        Err(LoadPdfError::Decryption(hayro::hayro_syntax::DecryptionError::PasswordProtected)) => {
+            return Err(IngestError::PasswordRequired);
+        }
+        Err(error) => {
+            return Err(IngestError::Corrupt {
+                kind: "PDF".into(),
+                detail: format!("{error:?}"),
+            });
+        }
+    };
+    let pages = pdf.pages();
+    let page = pages.get(page_index).ok_or_else(|| IngestError::Corrupt {
+        kind: "PDF".into(),
+        detail: format!(
+            "there is no page {} (the document has {})",
+            page_index + 1,
+            pages.len()
+        ),
+    })?;
+    render_page(page, &interpreter_settings(), options)
+}
+
 /// Renders one page at `render_dpi` (smaller if the page is huge) onto white.
 pub(crate) fn render_page(
     page: &hayro::hayro_syntax::page::Page<'_>,
