@@ -543,3 +543,29 @@ fn caps_are_errors_not_truncation() {
         summary(&missing)
     );
 }
+
+#[test]
+fn encrypted_pdfs_open_with_the_empty_password_or_ask_for_one() {
+    let document = ingest_ok(
+        "open.pdf",
+        &fixtures::encrypted_pdf("", "Encrypted but openable text."),
+    );
+    assert!(
+        document.pages[0]
+            .text
+            .contains("Encrypted but openable text."),
+        "{:?}",
+        document.pages[0].text
+    );
+
+    let (result, _) = ingest_named(
+        "locked.pdf",
+        &fixtures::encrypted_pdf("letmein", "Secret text."),
+        &options(),
+    );
+    assert!(
+        matches!(result, Err(IngestError::PasswordRequired)),
+        "{}",
+        summary(&result)
+    );
+}

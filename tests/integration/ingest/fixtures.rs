@@ -446,3 +446,104 @@ pub fn docx_with_table() -> Vec<u8> {
     }
     out.into_inner()
 }
+
+/// The padding string of the PDF standard security handler (ISO 32000-1, 7.6.3.3).
+const PASSWORD_PADDING: [u8; 32] = [
+    0x28, 0xBF, 0x4E, 0x5E, 0x4E, 0x75, 0x8A, 0x41, 0x64, 0x00, 0x4E, 0x56, 0xFF, 0xFA, 0x01, 0x08,
+    0x2E, 0x2E, 0x00, 0xB6, 0xD0, 0x68, 0x3E, 0x80, 0x2F, 0x0C, 0xA9, 0xFE, 0x64, 0x53, 0x69, 0x7A,
+];
+
+fn md5(parts: &[&[u8]]) -> [u8; 16] {
+    use md5::Digest;
+    let mut hasher = md5::Md5::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+fn rc4(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut state: Vec<u8> = (0..=255).collect();
+    let mut j = 0u8;
+    for i in 0..256 {
+        j = j.wrapping_add(state[i]).wrapping_add(key[i % key.len()]);
+        state.swap(i, j as usize);
+    }
+    let (mut i, mut j) = (0u8, 0u8);
+    data.iter()
+        .map(|byte| {
+            i = i.wrapping_add(1);
+            j = j.wrapping_add(state[i as usize]);
+            state.swap(i as usize, j as usize);
+            byte ^ state[(state[i as usize].wrapping_add(state[j as usize])) as usize]
+        })
+        .collect()
+}
+
+fn padded(password: &str) -> Vec<u8> {
+    let mut out: Vec<u8> = password.bytes().take(32).collect();
+    out.extend_from_slice(&PASSWORD_PADDING[..32 - out.len()]);
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02X}")).collect()
+}
+
+/// A one-page PDF encrypted with the standard security handler, revision 2 (40-bit RC4),
+/// user password `user_password`, whose page says `text`.
+pub fn encrypted_pdf(user_password: &str, text: &str) -> Vec<u8> {
+    let file_id = [0x5Au8; 16];
+    let owner_key = md5(&[&padded("owner-secret")]);
+    let owner_value = rc4(&owner_key[..5], &padded(user_password));
+    let permissions: i32 = -4;
+    let key_digest = md5(&[
+        &padded(user_password),
+        &owner_value,
+        &permissions.to_le_bytes(),
+        &file_id,
+    ]);
+    let key = &key_digest[..5];
+    let user_value = rc4(key, &PASSWORD_PADDING);
+    let object_key = |id: usize| {
+        let id_bytes = (id as u32).to_le_bytes();
+        let digest = md5(&[key, &id_bytes[..3], &[0, 0]]);
+        digest[..10].to_vec()
+    };
+    let mut pdf = PdfWriter::default();
+    let catalog = pdf.reserve();
+    let tree = pdf.reserve();
+    let font = pdf.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>");
+    let content = pdf.reserve();
+    let plain = format!("BT /F1 12 Tf 72 720 Td {} Tj ET", pdf_literal(text));
+    pdf.set(
+        content,
+        stream("", &rc4(&object_key(content), plain.as_bytes())),
+    );
+    let page = pdf.add(format!(
+        "<< /Type /Page /Parent {tree} 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 {font} 0 R >> >> /Contents {content} 0 R >>"
+    ));
+    pdf.set(
+        tree,
+        format!("<< /Type /Pages /Kids [{page} 0 R] /Count 1 >>"),
+    );
+    pdf.set(catalog, format!("<< /Type /Catalog /Pages {tree} 0 R >>"));
+    let encrypt = pdf.add(format!(
+        "<< /Filter /Standard /V 1 /R 2 /Length 40 /O <{}> /U <{}> /P {permissions} >>",
+        hex(&owner_value),
+        hex(&user_value)
+    ));
+    let mut bytes = pdf.finish(catalog, None);
+    // Point the trailer at the Encrypt dictionary and give the file its ID.
+    let trailer = format!("/Root {catalog} 0 R");
+    let position = bytes
+        .windows(trailer.len())
+        .rposition(|window| window == trailer.as_bytes())
+        .expect("trailer written above");
+    let insert = format!(" /Encrypt {encrypt} 0 R /ID [<{0}> <{0}>]", hex(&file_id));
+    bytes.splice(
+        position + trailer.len()..position + trailer.len(),
+        insert.bytes(),
+    );
+    bytes
+}
