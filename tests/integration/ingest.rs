@@ -71,6 +71,8 @@ fn assert_bounded(
     elapsed: Duration,
     options: &IngestOptions,
 ) {
+    // Shown with --nocapture: which cap or error each hostile file met.
+    eprintln!("{name}: {} in {elapsed:?}", summary(result));
     assert!(
         elapsed <= Duration::from_secs(options.limits.timeout_seconds + 5),
         "{name}: took {elapsed:?}"
