@@ -571,3 +571,23 @@ fn encrypted_pdfs_open_with_the_empty_password_or_ask_for_one() {
         summary(&result)
     );
 }
+
+#[test]
+fn any_pdf_page_renders_on_request_and_missing_pages_are_errors() {
+    let pdf = fixtures::pdf_with_pages(&[
+        PageContent::Latin(&["Rendered on request."]),
+        PageContent::Korean(&["대한민국의 수도는 서울입니다"]),
+    ]);
+    let image = cria_ingest::render_pdf_page(&pdf, 0, &options()).expect("the page renders");
+    assert_eq!(image.height, 1344);
+    let dark = image
+        .rgb
+        .chunks_exact(3)
+        .filter(|pixel| pixel.iter().all(|&value| value < 128))
+        .count();
+    assert!(dark > 100, "the text is drawn ({dark} dark pixels)");
+    // A page whose CJK font is not embedded renders too (with the bundled fallback font).
+    cria_ingest::render_pdf_page(&pdf, 1, &options()).expect("the Korean page renders");
+    let result = cria_ingest::render_pdf_page(&pdf, 5, &options());
+    assert!(matches!(result, Err(IngestError::Corrupt { .. })));
+}
