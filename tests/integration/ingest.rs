@@ -238,6 +238,19 @@ fn docx_table_becomes_markdown() {
 }
 
 #[test]
+fn xlsx_sheet_becomes_a_markdown_table() {
+    let document = ingest_ok("sales.xlsx", &fixtures::xlsx_with_sheet());
+    assert_eq!(document.kind, DocumentKind::Xlsx);
+    let text = &document.pages[0].text;
+    let row = text
+        .lines()
+        .find(|line| line.contains("Incheon"))
+        .unwrap_or_else(|| panic!("no Incheon row in {text}"));
+    assert!(row.contains('|') && row.contains("4521"), "{row}");
+    assert!(text.contains("Daegu") && text.contains("3310"), "{text}");
+}
+
+#[test]
 fn shift_jis_csv_becomes_a_table() {
     let (csv, _, _) = encoding_rs::SHIFT_JIS.encode("都市,人口\n東京,13960000\n大阪,8839000\n");
     let document = ingest_ok("cities.csv", &csv);

@@ -415,6 +415,53 @@ pub fn gif_with_frames(frames: usize) -> Vec<u8> {
     out
 }
 
+fn zip_parts(parts: &[(&str, String)]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default();
+        for (name, body) in parts {
+            zip.start_file(*name, options).expect("in-memory zip");
+            zip.write_all(body.as_bytes()).expect("in-memory zip");
+        }
+        zip.finish().expect("in-memory zip");
+    }
+    out.into_inner()
+}
+
+/// An XLSX with one sheet "Sales": a header row and two data rows (inline strings, numbers).
+pub fn xlsx_with_sheet() -> Vec<u8> {
+    let content_types = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    let rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+    let workbook = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sales" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+    let workbook_rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
+    let text = |cell: &str, value: &str| {
+        format!(r#"<c r="{cell}" t="inlineStr"><is><t>{value}</t></is></c>"#)
+    };
+    let number = |cell: &str, value: u32| format!(r#"<c r="{cell}"><v>{value}</v></c>"#);
+    let sheet = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1">{}{}</row><row r="2">{}{}</row><row r="3">{}{}</row></sheetData></worksheet>"#,
+        text("A1", "City"),
+        text("B1", "Units"),
+        text("A2", "Incheon"),
+        number("B2", 4521),
+        text("A3", "Daegu"),
+        number("B3", 3310)
+    );
+    zip_parts(&[
+        ("[Content_Types].xml", content_types.to_string()),
+        ("_rels/.rels", rels.to_string()),
+        ("xl/workbook.xml", workbook.to_string()),
+        ("xl/_rels/workbook.xml.rels", workbook_rels.to_string()),
+        ("xl/worksheets/sheet1.xml", sheet),
+    ])
+}
+
 /// A DOCX with a heading, a paragraph and a 2×3 table.
 pub fn docx_with_table() -> Vec<u8> {
     let content_types = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
