@@ -604,3 +604,19 @@ fn any_pdf_page_renders_on_request_and_missing_pages_are_errors() {
     let result = cria_ingest::render_pdf_page(&pdf, 5, &options());
     assert!(matches!(result, Err(IngestError::Corrupt { .. })));
 }
+
+#[test]
+fn a_worker_over_its_memory_cap_is_a_typed_error_and_the_app_survives() {
+    let mut options = options();
+    options.limits.worker_memory_bytes = 512 * 1024 * 1024;
+    // 120 MiB of two-column CSV: ~31 million rows of cells need several GiB as parsed cells.
+    let csv = "a,b\n".repeat(30 << 20);
+    let (result, elapsed) = ingest_named("huge.csv", csv.as_bytes(), &options);
+    drop(csv);
+    assert!(
+        matches!(result, Err(IngestError::MemoryLimit { limit_bytes }) if limit_bytes == 512 * 1024 * 1024),
+        "{}",
+        summary(&result)
+    );
+    assert_bounded("huge.csv", &result, elapsed, &options);
+}
