@@ -224,7 +224,10 @@ pub fn ingest_bytes(
         | DocumentKind::Xls
         | DocumentKind::Ppt => office::ingest_office(bytes, kind, limits)?,
         DocumentKind::Html => {
-            text::single_page(kind, html::html_to_text(&text::decode(bytes)?.text))
+            let decoded = text::decode(bytes)?;
+            let mut document = text::single_page(kind, html::html_to_text(&decoded.text));
+            document.warnings.extend(decoded.warning);
+            document
         }
         DocumentKind::Csv => {
             let decoded = text::decode(bytes)?;
