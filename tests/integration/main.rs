@@ -3,5 +3,6 @@
 
 mod architecture;
 mod engine;
+mod ingest;
 mod security_config;
 mod store_crash;

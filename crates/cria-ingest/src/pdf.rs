@@ -1,0 +1,554 @@
+//! PDF: per-page text in reading order (`pdf_oxide`, the best reading order measured), page
+//! count and metadata, and page images (`hayro`, the best renderer measured) for pages whose
+//! text layer is missing or garbage.
+//!
+//! Contract:
+//! - Encrypted files are opened with the empty user password; when that fails the result is
+//!   [`IngestError::PasswordRequired`], never a document with empty text.
+//! - More pages than `max_pages` is an error; a stream that inflates past `max_stream_bytes`
+//!   is [`IngestError::Bomb`], and so is a document whose Flate streams inflate past
+//!   `max_document_bytes` in all. Parsers differ in what they do at a cap (`pdf_oxide` drops
+//!   the stream and returns empty text; `hayro` has no cap), so every Flate stream is first
+//!   inflated here into a counting sink ([`check_stream_sizes`]); the worker also passes the
+//!   cap to `pdf_oxide` through `PDF_OXIDE_MAX_DECOMPRESS_MB`. Extracted text beyond
+//!   `max_document_bytes` is an error too.
+//! - A page's text layer is unusable when it has almost no visible characters, when more than
+//!   a tenth of them are U+FFFD, private-use or control characters (broken ToUnicode maps), or
+//!   when few of them are letters or digits, or when most Latin "words" have no vowel
+//!   (mojibake). Such pages are rendered at `render_dpi` (up to `max_rendered_pages` of them;
+//!   the rest are listed in `warnings`).
+
+use crate::DocumentKind;
+use crate::images::{hex_sha256, prepare_rgb};
+use crate::{IngestError, IngestOptions, IngestedDocument, Page, Progress, Result};
+use hayro::hayro_syntax::{LoadPdfError, Pdf};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Fewer visible characters than this and a page counts as having no text layer.
+const MIN_VISIBLE_CHARS: usize = 8;
+
+/// Largest rendered page side in pixels, whatever the page size claims.
+const MAX_RENDER_SIDE: f32 = 4_000.0;
+
+pub(crate) fn ingest_pdf(
+    bytes: &[u8],
+    options: &IngestOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<IngestedDocument> {
+    let limits = &options.limits;
+    let corrupt = |detail: String| IngestError::Corrupt {
+        kind: "PDF".into(),
+        detail,
+    };
+    check_stream_sizes(bytes, limits)?;
+    let renderable = match Pdf::new(bytes.to_vec()) {
+        Ok(pdf) => Some(pdf),
+        Err(LoadPdfError::Decryption(hayro::hayro_syntax::DecryptionError::PasswordProtected)) => {
+            return Err(IngestError::PasswordRequired);
+        }
+        // pdf_oxide recovers some files hayro cannot open; those keep their text, unrendered.
+        Err(_) => None,
+    };
+    let text_reader = pdf_oxide::PdfDocument::from_bytes(bytes.to_vec())
+        .map_err(|error| map_oxide_error(error, &corrupt))?;
+    if text_reader.is_encrypted() {
+        let opened = text_reader
+            .authenticate(b"")
+            .map_err(|error| map_oxide_error(error, &corrupt))?;
+        if !opened {
+            return Err(IngestError::PasswordRequired);
+        }
+    }
+    let page_count = text_reader
+        .page_count()
+        .map_err(|error| map_oxide_error(error, &corrupt))?;
+    if page_count as u64 > u64::from(limits.max_pages) {
+        return Err(IngestError::TooLarge {
+            what: "the number of pages".into(),
+            actual: page_count as u64,
+            limit: u64::from(limits.max_pages),
+        });
+    }
+    if page_count == 0 {
+        return Err(corrupt("the document has no pages".into()));
+    }
+    let total_pages = u32::try_from(page_count).unwrap_or(u32::MAX);
+    let mut warnings = Vec::new();
+    let mut pages = Vec::with_capacity(page_count);
+    let mut produced: u64 = 0;
+    for index in 0..page_count {
+        let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let text = match text_reader.extract_text(index) {
+            Ok(text) => text,
+            Err(error) => {
+                let message = error.to_string();
+                if message.contains("safety limit") {
+                    return Err(IngestError::Bomb {
+                        detail: format!("page {number}: {message}"),
+                    });
+                }
+                warnings.push(format!("page {number}: text could not be read ({message})"));
+                String::new()
+            }
+        };
+        produced += text.len() as u64;
+        if produced > limits.max_document_bytes {
+            return Err(IngestError::TooLarge {
+                what: "the extracted text".into(),
+                actual: produced,
+                limit: limits.max_document_bytes,
+            });
+        }
+        let text_layer_usable = text_layer_usable(&text);
+        pages.push(Page {
+            number,
+            text: normalise_text(&text),
+            text_layer_usable,
+            image: None,
+        });
+        progress(Progress {
+            done_pages: number,
+            total_pages,
+        });
+    }
+    let mut metadata = BTreeMap::from([("pages".to_string(), page_count.to_string())]);
+    if let Some(pdf) = &renderable {
+        read_metadata(pdf, &mut metadata);
+        render_unusable_pages(pdf, &mut pages, options, &mut warnings);
+    } else if pages.iter().any(|page| !page.text_layer_usable) {
+        warnings.push("pages without a text layer could not be rendered: the renderer could not open this PDF".into());
+    }
+    Ok(IngestedDocument {
+        kind: DocumentKind::Pdf,
+        metadata,
+        pages,
+        chunks: Vec::new(),
+        image: None,
+        warnings,
+    })
+}
+
+/// Inflates every Flate-encoded stream (as many layers as its filter list names) into a
+/// counting sink, failing at the first stream over `max_stream_bytes` or when all of them
+/// together pass `max_document_bytes`. Streams are found by their `stream`/`endstream`
+/// keywords, so the check needs no trust in the xref table or `/Length` values. Encrypted
+/// streams look like random bytes to zlib and are skipped (they fail to inflate at once).
+pub(crate) fn check_stream_sizes(bytes: &[u8], limits: &crate::IngestLimits) -> Result<()> {
+    let mut total: u64 = 0;
+    let mut position = 0;
+    while let Some(found) = find(&bytes[position..], b"stream") {
+        let keyword = position + found;
+        position = keyword + 6;
+        // Skip "endstream" and words that merely end in "stream".
+        if keyword >= 3 && &bytes[keyword - 3..keyword] == b"end" {
+            continue;
+        }
+        let mut data_start = position;
+        if bytes.get(data_start) == Some(&b'\r') {
+            data_start += 1;
+        }
+        if bytes.get(data_start) != Some(&b'\n') && data_start == position {
+            continue;
+        }
+        if bytes.get(data_start) == Some(&b'\n') {
+            data_start += 1;
+        }
+        let dictionary_start = keyword.saturating_sub(4096);
+        let dictionary = &bytes[dictionary_start..keyword];
+        let dictionary = match rfind(dictionary, b"obj") {
+            Some(object_start) => &dictionary[object_start..],
+            None => dictionary,
+        };
+        let layers = count(dictionary, b"/FlateDecode")
+            + count(dictionary, b"/Fl ")
+            + count(dictionary, b"/Fl]");
+        if layers == 0 {
+            continue;
+        }
+        let data_end =
+            find(&bytes[data_start..], b"endstream").map_or(bytes.len(), |end| data_start + end);
+        let mut layer: Vec<u8> = bytes[data_start..data_end].to_vec();
+        for depth in 0..layers {
+            let last = depth + 1 == layers;
+            let mut decoder = flate2::read::ZlibDecoder::new(layer.as_slice());
+            let mut limited = std::io::Read::take(&mut decoder, limits.max_stream_bytes + 1);
+            let inflated = if last {
+                std::io::copy(&mut limited, &mut std::io::sink()).ok()
+            } else {
+                let mut next = Vec::new();
+                let size = std::io::Read::read_to_end(&mut limited, &mut next).ok();
+                layer = next;
+                size.map(|size| size as u64)
+            };
+            let Some(inflated) = inflated else { break };
+            if inflated > limits.max_stream_bytes {
+                return Err(IngestError::Bomb {
+                    detail: format!(
+                        "a Flate stream at byte {keyword} inflates to more than {} bytes",
+                        limits.max_stream_bytes
+                    ),
+                });
+            }
+            if last {
+                total += inflated;
+            }
+        }
+        if total > limits.max_document_bytes {
+            return Err(IngestError::Bomb {
+                detail: format!(
+                    "the document's streams inflate to more than {} bytes in all",
+                    limits.max_document_bytes
+                ),
+            });
+        }
+        position = data_end.max(position);
+    }
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .rposition(|window| window == needle)
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|window| *window == needle)
+        .count()
+}
+
+fn map_oxide_error(
+    error: pdf_oxide::Error,
+    corrupt: &dyn Fn(String) -> IngestError,
+) -> IngestError {
+    let message = error.to_string();
+    if matches!(error, pdf_oxide::Error::EncryptedPdf)
+        || message.to_ascii_lowercase().contains("password")
+    {
+        IngestError::PasswordRequired
+    } else if message.contains("safety limit") {
+        IngestError::Bomb { detail: message }
+    } else {
+        corrupt(message)
+    }
+}
+
+/// Trailing spaces off each line, runs of blank lines collapsed: line numbers in citations
+/// then count lines a reader sees.
+fn normalise_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank_run = 0;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank_run += 1;
+            if blank_run > 1 {
+                continue;
+            }
+        } else {
+            blank_run = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim().to_string()
+}
+
+/// See the module doc for the rules.
+pub(crate) fn text_layer_usable(text: &str) -> bool {
+    let visible: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if visible.len() < MIN_VISIBLE_CHARS {
+        return false;
+    }
+    let broken = visible
+        .iter()
+        .filter(|&&c| {
+            c == '\u{FFFD}'
+                || ('\u{E000}'..='\u{F8FF}').contains(&c)
+                || ('\u{F0000}'..='\u{10FFFF}').contains(&c)
+                || c.is_control()
+        })
+        .count();
+    if broken * 10 > visible.len() {
+        return false;
+    }
+    let alphanumeric = visible.iter().filter(|c| c.is_alphanumeric()).count();
+    if alphanumeric * 2 < visible.len() {
+        return false;
+    }
+    // Latin mojibake: "words" of ASCII letters that mostly have no vowel.
+    let latin_words: Vec<&str> = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|word| word.len() >= 3)
+        .collect();
+    if latin_words.len() >= 20 {
+        let with_vowel = latin_words
+            .iter()
+            .filter(|word| word.chars().any(|c| "aeiouyAEIOUY".contains(c)))
+            .count();
+        if with_vowel * 2 < latin_words.len() {
+            return false;
+        }
+    }
+    true
+}
+
+fn read_metadata(pdf: &Pdf, metadata: &mut BTreeMap<String, String>) {
+    let info = pdf.metadata();
+    let fields = [
+        ("title", &info.title),
+        ("author", &info.author),
+        ("subject", &info.subject),
+        ("keywords", &info.keywords),
+        ("creator", &info.creator),
+        ("producer", &info.producer),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value
+            .as_deref()
+            .map(decode_pdf_string)
+            .filter(|v| !v.is_empty())
+        {
+            metadata.insert(key.to_string(), value);
+        }
+    }
+}
+
+/// PDF text strings are UTF-16BE with a BOM, UTF-8 with a BOM, or PDFDocEncoding (treated as
+/// Latin-1, which matches it for printable characters).
+fn decode_pdf_string(bytes: &[u8]) -> String {
+    let text = if let Some(utf16) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        let units: Vec<u16> = utf16
+            .chunks_exact(2)
+            .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    } else if let Some(utf8) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        String::from_utf8_lossy(utf8).into_owned()
+    } else {
+        bytes.iter().map(|&byte| char::from(byte)).collect()
+    };
+    text.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn render_unusable_pages(
+    pdf: &Pdf,
+    pages: &mut [Page],
+    options: &IngestOptions,
+    warnings: &mut Vec<String>,
+) {
+    let renderer_pages = pdf.pages();
+    let mut rendered = 0u32;
+    let mut skipped = Vec::new();
+    let settings = interpreter_settings();
+    for page in pages.iter_mut().filter(|page| !page.text_layer_usable) {
+        if rendered >= options.limits.max_rendered_pages {
+            skipped.push(page.number.to_string());
+            continue;
+        }
+        let Some(source) = renderer_pages.get(page.number as usize - 1) else {
+            continue;
+        };
+        match render_page(source, &settings, options) {
+            Ok(image) => {
+                page.image = Some(image);
+                rendered += 1;
+            }
+            Err(error) => warnings.push(format!(
+                "page {}: could not be rendered ({error})",
+                page.number
+            )),
+        }
+    }
+    if !skipped.is_empty() {
+        warnings.push(format!(
+            "pages {} have no usable text and were not rendered (limit of {} rendered pages)",
+            skipped.join(", "),
+            options.limits.max_rendered_pages
+        ));
+    }
+}
+
+fn interpreter_settings() -> hayro::hayro_interpret::InterpreterSettings {
+    let mut settings = hayro::hayro_interpret::InterpreterSettings::default();
+    let standard = settings.font_resolver.clone();
+    settings.font_resolver = Arc::new(move |query| {
+        use hayro::hayro_interpret::font::FontQuery;
+        if let FontQuery::Fallback(fallback) = query
+            && crate::fonts::wants_cjk_fallback(fallback)
+        {
+            return Some(crate::fonts::cjk_fallback());
+        }
+        standard(query)
+    });
+    settings
+}
+
+/// Renders page `page_index` (0-based) of a PDF for the vision model, whatever its text layer:
+/// for a UI preview or a "send this page as an image" action. In-process: trusted input only.
+pub fn render_pdf_page(
+    bytes: &[u8],
+    page_index: usize,
+    options: &IngestOptions,
+) -> Result<crate::PreparedImage> {
+    check_stream_sizes(bytes, &options.limits)?;
+    let pdf = match Pdf::new(bytes.to_vec()) {
+        Ok(pdf) => pdf,
+        Err(LoadPdfError::Decryption(hayro::hayro_syntax::DecryptionError::PasswordProtected)) => {
+            return Err(IngestError::PasswordRequired);
+        }
+        Err(error) => {
+            return Err(IngestError::Corrupt {
+                kind: "PDF".into(),
+                detail: format!("{error:?}"),
+            });
+        }
+    };
+    let pages = pdf.pages();
+    let page = pages.get(page_index).ok_or_else(|| IngestError::Corrupt {
+        kind: "PDF".into(),
+        detail: format!(
+            "there is no page {} (the document has {})",
+            page_index + 1,
+            pages.len()
+        ),
+    })?;
+    render_page(page, &interpreter_settings(), options)
+}
+
+/// Renders one page at `render_dpi` (smaller if the page is huge) onto white.
+pub(crate) fn render_page(
+    page: &hayro::hayro_syntax::page::Page<'_>,
+    settings: &hayro::hayro_interpret::InterpreterSettings,
+    options: &IngestOptions,
+) -> Result<crate::PreparedImage> {
+    let (width_points, height_points) = page.render_dimensions();
+    if !(width_points.is_finite() && height_points.is_finite())
+        || width_points < 1.0
+        || height_points < 1.0
+    {
+        return Err(IngestError::Corrupt {
+            kind: "PDF".into(),
+            detail: "a page has an invalid size".into(),
+        });
+    }
+    let mut scale = options.render_dpi.clamp(36.0, 600.0) / 72.0;
+    let long_side = width_points.max(height_points) * scale;
+    if long_side > MAX_RENDER_SIDE {
+        scale *= MAX_RENDER_SIDE / long_side;
+    }
+    let pixel_budget = options.limits.max_image_pixels as f32;
+    let pixels = width_points * height_points * scale * scale;
+    if pixels > pixel_budget {
+        scale *= (pixel_budget / pixels).sqrt();
+    }
+    let pixmap_settings = hayro::PixmapSettings {
+        x_scale: scale,
+        y_scale: scale,
+        bg_color: hayro::vello_cpu::color::palette::css::WHITE,
+    };
+    let cache = hayro::RenderCache::new();
+    let pixmap = hayro::render(
+        page,
+        &cache,
+        settings,
+        &hayro::RenderSettings::default(),
+        &pixmap_settings,
+    );
+    let (width, height) = (u32::from(pixmap.width()), u32::from(pixmap.height()));
+    // The background is opaque white, so premultiplied RGBA equals straight RGBA here.
+    let rgb: Vec<u8> = pixmap
+        .data_as_u8_slice()
+        .chunks_exact(4)
+        .flat_map(|pixel| [pixel[0], pixel[1], pixel[2]])
+        .collect();
+    let sha = hex_sha256(&rgb);
+    prepare_rgb(width, height, rgb, sha, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_stream_sizes, text_layer_usable};
+    use crate::{IngestError, IngestLimits};
+    use std::io::Write;
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).expect("in memory");
+        encoder.finish().expect("in memory")
+    }
+
+    fn object(filter: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "1 0 obj\n<< /Length {} /Filter {filter} >>\nstream\n",
+            data.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\nendstream\nendobj\n");
+        out
+    }
+
+    #[test]
+    fn flate_streams_over_the_caps_are_bombs() {
+        let limits = IngestLimits {
+            max_stream_bytes: 1 << 20,
+            max_document_bytes: 3 << 20,
+            ..IngestLimits::default()
+        };
+        let small = object("/FlateDecode", &zlib(&vec![0; 1 << 19]));
+        assert_eq!(check_stream_sizes(&small, &limits), Ok(()));
+        let big = object("/FlateDecode", &zlib(&vec![0; 2 << 20]));
+        assert!(matches!(
+            check_stream_sizes(&big, &limits),
+            Err(IngestError::Bomb { .. })
+        ));
+        let double = object(
+            "[/FlateDecode /FlateDecode]",
+            &zlib(&zlib(&vec![0; 2 << 20])),
+        );
+        assert!(matches!(
+            check_stream_sizes(&double, &limits),
+            Err(IngestError::Bomb { .. })
+        ));
+        let many: Vec<u8> = (0..8).flat_map(|_| small.clone()).collect();
+        assert!(matches!(
+            check_stream_sizes(&many, &limits),
+            Err(IngestError::Bomb { .. })
+        ));
+        let unfiltered = object("/ASCIIHexDecode", &vec![b'0'; 2 << 20]);
+        assert_eq!(check_stream_sizes(&unfiltered, &limits), Ok(()));
+    }
+
+    #[test]
+    fn garbage_text_layers_are_detected() {
+        assert!(text_layer_usable(
+            "The quick brown fox jumps over the lazy dog."
+        ));
+        assert!(text_layer_usable(
+            "대한민국의 수도는 서울이다. 인구는 약 천만 명이다."
+        ));
+        assert!(!text_layer_usable("  \n 12 \n"));
+        assert!(!text_layer_usable(
+            "\u{FFFD}\u{FFFD}\u{FFFD} abc \u{FFFD}\u{FFFD}\u{E001}\u{E002}\u{E003}"
+        ));
+        assert!(!text_layer_usable(
+            "!#$% &*()+ ,-./: ;<=>? @[]^_ {|}~ !#$% &*()"
+        ));
+        let consonants = "Bcdfg hjkl mnpq rstv wxz ".repeat(8);
+        assert!(!text_layer_usable(&consonants));
+    }
+}
