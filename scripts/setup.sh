@@ -60,6 +60,10 @@ if $for_tests; then
         say "installing tauri-driver (WebDriver bridge for the end-to-end tests)"
         cargo install tauri-driver --version "^2" --locked --quiet
     fi
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        say "installing cargo-fuzz (the bounded fuzz run of the GGUF reader)"
+        cargo install cargo-fuzz --version "^0.13" --locked --quiet
+    fi
     say "fetching the test model"
     "$root/scripts/fetch-test-models.sh"
 fi

@@ -30,4 +30,7 @@ cargo build -p cria-app --locked
 CRIA_APP="$target_dir/debug/cria-app" xvfb-run --auto-servernum --server-args="-screen 0 1100x760x24" \
     node --test tests/e2e/
 
+section "fuzz: the GGUF reader, a bounded smoke run"
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" scripts/fuzz-smoke.sh
+
 section "done"
