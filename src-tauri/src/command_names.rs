@@ -7,4 +7,9 @@ pub const COMMANDS: &[&str] = &[
     "get_conversation_messages",
     "send_message",
     "stop_reply",
+    "list_models",
+    "import_model",
+    "select_model",
+    "remove_model",
+    "get_loaded_model",
 ];

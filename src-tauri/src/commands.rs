@@ -7,7 +7,9 @@ use tauri::State;
 use tauri::ipc::Channel;
 
 use crate::error::IpcResult;
-use crate::ipc::{ConversationDto, MessageDto, TurnEventDto, TurnStartedDto};
+use crate::ipc::{
+    ConversationDto, LoadedModelDto, MessageDto, ModelSummaryDto, TurnEventDto, TurnStartedDto,
+};
 
 /// Conversations in the page the sidebar shows: pinned first, then most recent.
 #[tauri::command]
@@ -54,4 +56,35 @@ pub async fn send_message(
 #[tauri::command]
 pub fn stop_reply(cria: State<'_, Cria>, reply_message_id: i64) -> bool {
     cria.stop_reply(MessageId(reply_message_id))
+}
+
+/// The model library with a fit verdict for this machine.
+#[tauri::command]
+pub async fn list_models(cria: State<'_, Cria>) -> IpcResult<Vec<ModelSummaryDto>> {
+    let models = cria.list_models().await?;
+    Ok(models.into_iter().map(Into::into).collect())
+}
+
+/// Adds a GGUF file (a path the user chose or dropped) to the library, validated first.
+#[tauri::command]
+pub async fn import_model(cria: State<'_, Cria>, path: String) -> IpcResult<ModelSummaryDto> {
+    Ok(cria.import_model(path.into()).await?.into())
+}
+
+/// Loads a library model now and remembers it as the active one.
+#[tauri::command]
+pub async fn select_model(cria: State<'_, Cria>, id: String) -> IpcResult<LoadedModelDto> {
+    Ok(cria.select_model(id).await?.into())
+}
+
+/// Forgets a library model (a file referenced in place is not deleted).
+#[tauri::command]
+pub async fn remove_model(cria: State<'_, Cria>, id: String) -> IpcResult<()> {
+    Ok(cria.remove_model(id).await?)
+}
+
+/// The model the engine holds now, if any.
+#[tauri::command]
+pub async fn get_loaded_model(cria: State<'_, Cria>) -> IpcResult<Option<LoadedModelDto>> {
+    Ok(cria.loaded_model().await?.map(Into::into))
 }

@@ -11,6 +11,8 @@ pub enum ErrorKind {
     NotFound,
     InvalidInput,
     Engine,
+    /// A model file could not be imported, found or planned.
+    Model,
     Storage,
     Internal,
 }
@@ -28,6 +30,7 @@ impl From<CoreError> for IpcError {
             CoreError::Store(cria_core::StoreError::NotFound { .. }) => ErrorKind::NotFound,
             CoreError::Store(_) => ErrorKind::Storage,
             CoreError::Engine(_) => ErrorKind::Engine,
+            CoreError::Models(_) => ErrorKind::Model,
             CoreError::InvalidInput(_) => ErrorKind::InvalidInput,
             CoreError::NoDataDir | CoreError::Internal(_) => ErrorKind::Internal,
         };

@@ -1,7 +1,9 @@
 //! The data that crosses the IPC boundary. TypeScript types for the UI are generated from these
 //! (`ui/src/ipc/bindings.ts`); `tests::typescript_bindings_are_current` fails when they drift.
 
-use cria_core::{Conversation, Message, MessageStatus, Role, TurnEvent, TurnStarted};
+use cria_core::{
+    Conversation, LoadedModel, Message, MessageStatus, ModelSummary, Role, TurnEvent, TurnStarted,
+};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -136,6 +138,65 @@ impl From<TurnEvent> for TurnEventDto {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSummaryDto {
+    pub id: String,
+    pub name: String,
+    pub architecture: String,
+    pub size_bytes: u64,
+    pub quantization: String,
+    pub context_length: Option<u64>,
+    pub vision: bool,
+    /// "fits on GPU", "hybrid", "CPU only", "does not fit", or "" when unknown.
+    pub verdict: String,
+    pub verdict_reason: String,
+    pub active: bool,
+}
+
+impl From<ModelSummary> for ModelSummaryDto {
+    fn from(model: ModelSummary) -> Self {
+        ModelSummaryDto {
+            id: model.id,
+            name: model.name,
+            architecture: model.architecture,
+            size_bytes: model.size_bytes,
+            quantization: model.quantization,
+            context_length: model.context_length,
+            vision: model.vision,
+            verdict: model.verdict,
+            verdict_reason: model.verdict_reason,
+            active: model.active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadedModelDto {
+    pub id: String,
+    pub architecture: String,
+    pub context_size: u32,
+    pub threads: u32,
+    pub gpu_layers: u32,
+    pub cpu_fallback_reason: Option<String>,
+    pub vision: bool,
+}
+
+impl From<LoadedModel> for LoadedModelDto {
+    fn from(model: LoadedModel) -> Self {
+        LoadedModelDto {
+            id: model.id,
+            architecture: model.architecture,
+            context_size: model.context_size,
+            threads: model.threads,
+            gpu_layers: model.gpu_layers,
+            cpu_fallback_reason: model.cpu_fallback_reason,
+            vision: model.vision,
+        }
+    }
+}
+
 /// Renders every DTO as one TypeScript module.
 pub fn typescript_bindings() -> String {
     let config = ts_rs::Config::new().with_large_int("number");
@@ -146,6 +207,8 @@ pub fn typescript_bindings() -> String {
         MessageDto::decl(&config),
         TurnStartedDto::decl(&config),
         TurnEventDto::decl(&config),
+        ModelSummaryDto::decl(&config),
+        LoadedModelDto::decl(&config),
         crate::error::ErrorKind::decl(&config),
         crate::error::IpcError::decl(&config),
     ];

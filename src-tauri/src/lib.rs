@@ -24,6 +24,11 @@ pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
             commands::get_conversation_messages,
             commands::send_message,
             commands::stop_reply,
+            commands::list_models,
+            commands::import_model,
+            commands::select_model,
+            commands::remove_model,
+            commands::get_loaded_model,
         ])
 }
 

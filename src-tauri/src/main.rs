@@ -1,10 +1,15 @@
 // Hide the console window on Windows release builds; the app logs to a file instead.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    // The engine's worker is this executable re-run with a flag: it must start nothing else.
+    if let Some(exit_code) = cria_core::worker_main_if_requested() {
+        return exit_code;
+    }
     #[cfg(target_os = "linux")]
     avoid_blank_webview();
     cria_app::run();
+    std::process::ExitCode::SUCCESS
 }
 
 /// WebKitGTK's DMA-BUF renderer shows a blank window on many setups (virtual displays, some

@@ -15,7 +15,7 @@ use cria_engine::{
 };
 use tokio::sync::mpsc;
 
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Fixture {
     _dir: tempfile::TempDir,

@@ -88,7 +88,7 @@ enum ConversationsCommand {
 fn main() -> ExitCode {
     // The engine worker is this same executable re-run with a flag; it must not parse the
     // command line or set up anything else.
-    if let Some(code) = cria_engine::worker_main_if_requested() {
+    if let Some(code) = cria_core::worker_main_if_requested() {
         return code;
     }
     tracing_subscriber::fmt()

@@ -39,6 +39,13 @@ pub enum CoreError {
 
 pub type Result<T> = std::result::Result<T, CoreError>;
 
+/// Every Cria executable (the app, the CLI) calls this first thing in `main`: when the process
+/// was started as one of Cria's worker processes (the llama.cpp engine), it runs that worker
+/// and returns its exit code; otherwise `None` and `main` goes on.
+pub fn worker_main_if_requested() -> Option<std::process::ExitCode> {
+    cria_engine::worker_main_if_requested()
+}
+
 /// Environment variable that selects a test double for the engine. Only tests set it.
 pub const TEST_ENGINE_ENV: &str = "CRIA_TEST_ENGINE";
 
@@ -51,6 +58,8 @@ pub struct Cria {
     engine: Arc<dyn Engine>,
     /// The llama.cpp engine, when `engine` is one (not a test double): loads models.
     engine_handle: Option<EngineHandle>,
+    /// The compute devices llama.cpp sees, asked once (for fit verdicts).
+    gpu_devices: Arc<tokio::sync::OnceCell<Vec<cria_engine::DeviceInfo>>>,
     /// Replies being generated now, by reply id, so a stop request can reach them.
     running: Arc<Mutex<HashMap<MessageId, CancelToken>>>,
 }
@@ -86,6 +95,7 @@ impl Cria {
             library,
             engine,
             engine_handle: None,
+            gpu_devices: Arc::default(),
             running: Arc::default(),
         })
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use cria_engine::LoadOptions;
 use cria_models::library::{ImportMode, Library, ListingRow};
+use cria_models::planner::{GpuDevice, Machine};
 use serde::Serialize;
 
 use crate::{CoreError, Cria, Result};
@@ -99,13 +100,48 @@ impl Cria {
     /// Every model in the library with its fit verdict for this machine, the active one marked.
     pub async fn list_models(&self) -> Result<Vec<ModelSummary>> {
         let library = Arc::clone(&self.library);
-        let machine = cria_models::host::machine(Vec::new(), false);
+        let machine = self.this_machine().await;
         let rows = run_blocking(move || library.listing(&machine)).await?;
         let active = self.active_model_id().await?;
         Ok(rows
             .into_iter()
             .map(|row| ModelSummary::from_row(row, active.as_deref()))
             .collect())
+    }
+
+    /// RAM from the system and the GPUs llama.cpp sees (asked once: the worker starts for it,
+    /// and devices do not change while Cria runs). Without a GPU answer the plan is CPU-only.
+    async fn this_machine(&self) -> Machine {
+        let gpus = match &self.engine_handle {
+            Some(handle) => {
+                let devices = self
+                    .gpu_devices
+                    .get_or_try_init(|| async { handle.devices().await })
+                    .await;
+                match devices {
+                    Ok(devices) => devices.clone(),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not list GPUs; planning for the CPU only");
+                        Vec::new()
+                    }
+                }
+            }
+            None => Vec::new(),
+        };
+        let unified = gpus
+            .iter()
+            .any(|device| device.kind == "igpu" || device.backend == "Metal");
+        let gpus = gpus
+            .into_iter()
+            .filter(|device| device.kind == "gpu" || device.kind == "igpu")
+            .map(|device| GpuDevice {
+                name: device.description,
+                vram_total: device.memory_total_bytes,
+                vram_free: Some(device.memory_free_bytes),
+                bandwidth_gbps: None,
+            })
+            .collect();
+        cria_models::host::machine(gpus, unified)
     }
 
     /// Forgets a model (a referenced file stays where it is).

@@ -13,6 +13,14 @@ export type TurnStartedDto = { conversationId: number, userMessageId: number, re
 
 export type TurnEventDto = { "event": "started", "data": TurnStartedDto } | { "event": "token", "data": { text: string, } } | { "event": "finished", "data": { status: MessageStatusDto, error: string | null, } };
 
-export type ErrorKind = "NOT_FOUND" | "INVALID_INPUT" | "ENGINE" | "STORAGE" | "INTERNAL";
+export type ModelSummaryDto = { id: string, name: string, architecture: string, sizeBytes: number, quantization: string, contextLength: number | null, vision: boolean, 
+/**
+ * "fits on GPU", "hybrid", "CPU only", "does not fit", or "" when unknown.
+ */
+verdict: string, verdictReason: string, active: boolean, };
+
+export type LoadedModelDto = { id: string, architecture: string, contextSize: number, threads: number, gpuLayers: number, cpuFallbackReason: string | null, vision: boolean, };
+
+export type ErrorKind = "NOT_FOUND" | "INVALID_INPUT" | "ENGINE" | "MODEL" | "STORAGE" | "INTERNAL";
 
 export type IpcError = { kind: ErrorKind, message: string, };

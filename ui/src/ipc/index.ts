@@ -1,11 +1,14 @@
 // The UI's one door to the Rust side. Only this folder imports `@tauri-apps/api`, so every
 // component can be tested with mocked IPC and the UI can run in a plain browser for design work.
 import { Channel, invoke } from '@tauri-apps/api/core';
+import { getCurrentWebview } from '@tauri-apps/api/webview';
 import type {
   ConversationDto,
   ErrorKind,
   IpcError,
+  LoadedModelDto,
   MessageDto,
+  ModelSummaryDto,
   TurnEventDto,
   TurnStartedDto,
 } from './bindings';
@@ -66,4 +69,36 @@ export function sendMessage(
 /** Stops a reply being generated. Resolves to false when it had already ended. */
 export function stopReply(replyMessageId: number): Promise<boolean> {
   return call('stop_reply', { replyMessageId });
+}
+
+export function listModels(): Promise<ModelSummaryDto[]> {
+  return call('list_models');
+}
+
+/** Adds a GGUF file to the library (validated first; a projector beside it is paired). */
+export function importModel(path: string): Promise<ModelSummaryDto> {
+  return call('import_model', { path });
+}
+
+/** Loads a library model now; it stays the active model across restarts. */
+export function selectModel(id: string): Promise<LoadedModelDto> {
+  return call('select_model', { id });
+}
+
+export function removeModel(id: string): Promise<void> {
+  return call('remove_model', { id });
+}
+
+export function getLoadedModel(): Promise<LoadedModelDto | null> {
+  return call('get_loaded_model');
+}
+
+/**
+ * Calls `onDrop` with the paths of files dropped anywhere on the window (the native drop,
+ * which gives real paths). Returns a function that stops listening.
+ */
+export async function onFilesDropped(onDrop: (paths: string[]) => void): Promise<() => void> {
+  return getCurrentWebview().onDragDropEvent((event) => {
+    if (event.payload.type === 'drop') onDrop(event.payload.paths);
+  });
 }
