@@ -8,6 +8,7 @@ mod commands;
 pub mod error;
 pub mod ipc;
 mod logging;
+mod opener;
 
 use cria_core::{AppPaths, Cria};
 use tauri::{Builder, Runtime};
@@ -24,6 +25,16 @@ pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
             commands::get_conversation_messages,
             commands::send_message,
             commands::stop_reply,
+            commands::rename_conversation,
+            commands::set_conversation_pinned,
+            commands::set_conversation_archived,
+            commands::delete_conversation,
+            commands::search,
+            commands::export_conversation,
+            commands::get_theme,
+            commands::set_theme,
+            commands::app_info,
+            commands::open_external_url,
         ])
 }
 

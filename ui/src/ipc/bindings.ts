@@ -13,6 +13,18 @@ export type TurnStartedDto = { conversationId: number, userMessageId: number, re
 
 export type TurnEventDto = { "event": "started", "data": TurnStartedDto } | { "event": "token", "data": { text: string, } } | { "event": "finished", "data": { status: MessageStatusDto, error: string | null, } };
 
+export type SnippetPartDto = { text: string, highlighted: boolean, };
+
+export type SearchHitKindDto = "message" | "document";
+
+export type SearchHitDto = { kind: SearchHitKindDto, conversationId: number | null, conversationTitle: string | null, messageId: number | null, pageNumber: number | null, parts: Array<SnippetPartDto>, };
+
+export type ThemeDto = "light" | "dark" | "system";
+
+export type ExportFormatDto = "markdown" | "json";
+
+export type AppInfoDto = { dataDir: string, exportsDir: string, };
+
 export type ErrorKind = "NOT_FOUND" | "INVALID_INPUT" | "ENGINE" | "STORAGE" | "INTERNAL";
 
 export type IpcError = { kind: ErrorKind, message: string, };
