@@ -2,7 +2,7 @@
 // renders to HTML only (no MathML, no `trust`), so the sanitizer's allow-list stays small; the
 // TeX source becomes the accessible name of each formula.
 import katex from 'katex';
-import type { default as MarkdownIt, StateBlock, StateInline } from 'markdown-it';
+import type { MarkdownIt, StateBlock, StateInline } from 'markdown-it';
 
 /** Formulas longer than this are shown as code: KaTeX time grows with input. */
 const MAX_TEX_CHARS = 4000;
@@ -61,7 +61,7 @@ function mathInline(state: StateInline, silent: boolean): boolean {
     break;
   }
   if (end === contentStart) return false;
-  if (open === '$' && (/\s/.test(src[end - 1]) || /\d/.test(src[end + 1] ?? ''))) return false;
+  if (open === '$' && (/\s/.test(src[end - 1] ?? '') || /\d/.test(src[end + 1] ?? ''))) return false;
   if (!silent) {
     const token = state.push('math_inline', 'math', 0);
     token.content = src.slice(contentStart, end);
@@ -72,9 +72,10 @@ function mathInline(state: StateInline, silent: boolean): boolean {
 }
 
 function mathBlock(state: StateBlock, startLine: number, endLine: number, silent: boolean): boolean {
-  let pos = state.bMarks[startLine] + state.tShift[startLine];
-  let max = state.eMarks[startLine];
-  if (state.sCount[startLine] - state.blkIndent >= 4) return false;
+  const at = (values: number[], line: number): number => values[line] ?? 0;
+  let pos = at(state.bMarks, startLine) + at(state.tShift, startLine);
+  let max = at(state.eMarks, startLine);
+  if (at(state.sCount, startLine) - state.blkIndent >= 4) return false;
   const line = state.src.slice(pos, max);
   let close: string;
   if (line.startsWith('$$')) close = '$$';
@@ -95,12 +96,12 @@ function mathBlock(state: StateBlock, startLine: number, endLine: number, silent
     while (!found) {
       next += 1;
       if (next >= endLine) break;
-      pos = state.bMarks[next] + state.tShift[next];
-      max = state.eMarks[next];
+      pos = at(state.bMarks, next) + at(state.tShift, next);
+      max = at(state.eMarks, next);
       const text = state.src.slice(pos, max);
-      const at = text.indexOf(close);
-      if (at >= 0) {
-        lines.push(text.slice(0, at));
+      const closeIndex = text.indexOf(close);
+      if (closeIndex >= 0) {
+        lines.push(text.slice(0, closeIndex));
         found = true;
       } else {
         lines.push(text);
@@ -123,6 +124,6 @@ export function mathPlugin(md: MarkdownIt): void {
   md.block.ruler.after('blockquote', 'math_block', mathBlock, {
     alt: ['paragraph', 'reference', 'blockquote', 'list'],
   });
-  md.renderer.rules.math_inline = (tokens, idx) => renderTex(tokens[idx].content, false);
-  md.renderer.rules.math_block = (tokens, idx) => `${renderTex(tokens[idx].content, true)}\n`;
+  md.renderer.rules.math_inline = (tokens, idx) => renderTex(tokens[idx]?.content ?? '', false);
+  md.renderer.rules.math_block = (tokens, idx) => `${renderTex(tokens[idx]?.content ?? '', true)}\n`;
 }

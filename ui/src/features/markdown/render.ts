@@ -23,7 +23,7 @@ import sql from 'highlight.js/lib/languages/sql';
 import typescript from 'highlight.js/lib/languages/typescript';
 import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
-import MarkdownIt from 'markdown-it';
+import MarkdownIt, { type Token } from 'markdown-it';
 import { escapeHtml, mathPlugin } from './math';
 
 const languages = {
@@ -54,8 +54,8 @@ md.linkify.set({ fuzzyLink: false, fuzzyEmail: false });
 md.use(mathPlugin);
 
 md.renderer.rules.fence = (tokens, idx) => {
-  const code = tokens[idx].content;
-  const language = tokens[idx].info.trim().split(/\s+/)[0]?.toLowerCase() ?? '';
+  const code = tokens[idx]?.content ?? '';
+  const language = (tokens[idx]?.info ?? '').trim().split(/\s+/)[0]?.toLowerCase() ?? '';
   const label = escapeHtml(language || 'text');
   let body = escapeHtml(code);
   if (language && code.length <= MAX_HIGHLIGHT_CHARS && hljs.getLanguage(language)) {
@@ -71,8 +71,8 @@ md.renderer.rules.fence = (tokens, idx) => {
 // Images never load: `![alt](url)` becomes a link to url (itself only when https).
 md.renderer.rules.image = (tokens, idx) => {
   const token = tokens[idx];
-  const src = token.attrGet('src') ?? '';
-  const alt = escapeHtml(token.content || 'image');
+  const src = String(token?.attrGet('src') ?? '');
+  const alt = escapeHtml(token?.content || 'image');
   return `<a href="${escapeHtml(src)}" class="image-link">🖼 ${alt}</a>`;
 };
 
@@ -85,8 +85,8 @@ md.core.ruler.push('alignment_classes', (state) => {
   }
 });
 
-function moveAlignment(token: { attrGet(name: string): string | null; attrs: [string, string][] | null; attrJoin(name: string, value: string): void }) {
-  const style = token.attrGet('style');
+function moveAlignment(token: Token) {
+  const style = token.attrGet('style')?.toString();
   if (!style) return;
   token.attrs = (token.attrs ?? []).filter(([name]) => name !== 'style');
   const align = /text-align:\s*(left|right|center)/.exec(style)?.[1];
@@ -98,19 +98,21 @@ md.core.ruler.push('task_lists', (state) => {
   const tokens = state.tokens;
   for (let i = 2; i < tokens.length; i += 1) {
     const inline = tokens[i];
-    if (inline.type !== 'inline' || tokens[i - 1].type !== 'paragraph_open') continue;
-    if (tokens[i - 2].type !== 'list_item_open') continue;
+    const item = tokens[i - 2];
+    if (!inline || !item || inline.type !== 'inline' || tokens[i - 1]?.type !== 'paragraph_open') continue;
+    if (item.type !== 'list_item_open') continue;
     const match = /^\[([ xX])\]\s/.exec(inline.content);
     const first = inline.children?.[0];
     if (!match || !first || first.type !== 'text' || !/^\[([ xX])\]\s/.test(first.content)) {
       continue;
     }
     const checked = match[1] !== ' ';
+    if (!inline.children) continue;
     first.content = first.content.slice(match[0].length);
     const checkbox = new state.Token('html_inline', '', 0);
     checkbox.content = `<input type="checkbox" disabled${checked ? ' checked' : ''} aria-label="${checked ? 'Done' : 'Not done'}"> `;
-    inline.children?.unshift(checkbox);
-    tokens[i - 2].attrJoin('class', 'task-item');
+    inline.children.unshift(checkbox);
+    item.attrJoin('class', 'task-item');
   }
 });
 
