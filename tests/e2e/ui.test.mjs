@@ -206,10 +206,10 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       await driver.click(openButtons[1]);
       await driver.click(await driver.find('[data-testid="conversation-list"] li.active button[aria-label^="Rename"]'));
       const field = await driver.waitFor('the rename field', () => driver.find('input.rename'));
-      await driver.execute('arguments[0].value = ""; arguments[0].dispatchEvent(new Event("input"));', [
+      await driver.execute('arguments[0].value = ""; arguments[0].dispatchEvent(new Event("input", { bubbles: true }));', [
         { 'element-6066-11e4-a52e-4f735466cecf': field },
       ]);
-      await driver.type(field, 'Sorting notes\n');
+      await driver.type(field, 'Sorting notes\uE007');
       await driver.waitFor('the new title', async () => (await titles()).includes('Sorting notes'));
       const pinButtons = await driver.findAll('[data-testid="conversation-list"] button[aria-label="Pin Sorting notes"]');
       await driver.click(pinButtons[0]);
@@ -232,7 +232,7 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       await driver.waitFor('the found conversation open', async () =>
         (await driver.textOf('.chat-header h1')) === 'Sorting notes',
       );
-      await driver.execute('const s = document.querySelector("input.search"); s.value = ""; s.dispatchEvent(new Event("input"));');
+      await driver.execute('const s = document.querySelector("input.search"); s.value = ""; s.dispatchEvent(new Event("input", { bubbles: true }));');
       await driver.waitFor('the list back', () => driver.find('[data-testid="conversation-list"]'));
 
       // Delete with undo: the conversation leaves the list and comes back.
