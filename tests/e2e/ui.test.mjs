@@ -275,7 +275,7 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
         (await again.execute('return document.documentElement.dataset.theme;')) === 'dark',
       );
       const first = await again.waitFor('the list', () => again.textOf('[data-testid="conversation-list"]'));
-      assert.match(first, /^📌?\s*Sorting notes/);
+      assert.match(first, /^★?\s*(Pinned: )?Sorting notes/);
     } finally {
       await again.quit();
     }
