@@ -264,6 +264,19 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       await driver.click(await driver.find('[data-testid="conversation-list"] button.open'));
       await driver.waitFor('the reply shown', () => driver.find('.katex-display'));
       saveScreenshot('dark-theme.png');
+
+      // The smallest supported window: nothing spills sideways, the composer stays on screen.
+      await driver.command('POST', '/window/rect', { width: 800, height: 600 });
+      const fit = await driver.waitFor('the window at 800x600', async () => {
+        const size = await driver.execute(`
+          const composer = document.querySelector('[data-testid="composer-input"]').getBoundingClientRect();
+          return { width: innerWidth, height: innerHeight, overflow: document.documentElement.scrollWidth - innerWidth,
+                   composerBottom: composer.bottom };`);
+        return size.width <= 800 ? size : null;
+      });
+      assert.ok(fit.overflow <= 0, `horizontal overflow ${fit.overflow}px`);
+      assert.ok(fit.composerBottom <= fit.height, 'the composer is visible');
+      saveScreenshot('small-window.png');
     } finally {
       await driver.quit();
     }

@@ -182,7 +182,43 @@ export function sanitize(html: string): string {
   });
 }
 
+/**
+ * Sanitized HTML of recently seen top-level blocks, keyed by their unsanitized HTML. While a
+ * reply streams only its last block changes, so each update sanitizes one block, not the whole
+ * buffer. Each block is sanitized on its own; sanitized fragments are complete elements, so
+ * joining them cannot form new markup.
+ */
+const sanitizedBlocks = new Map<string, string>();
+const MAX_CACHED_BLOCKS = 400;
+
+function sanitizeBlock(html: string): string {
+  const cached = sanitizedBlocks.get(html);
+  if (cached !== undefined) return cached;
+  const clean = sanitize(html);
+  if (sanitizedBlocks.size >= MAX_CACHED_BLOCKS) {
+    const oldest = sanitizedBlocks.keys().next().value;
+    if (oldest !== undefined) sanitizedBlocks.delete(oldest);
+  }
+  sanitizedBlocks.set(html, clean);
+  return clean;
+}
+
 /** Renders a reply (complete or still streaming) to sanitized HTML. */
 export function renderMarkdown(source: string): string {
-  return sanitize(md.render(source));
+  const env = {};
+  const tokens = md.parse(source, env);
+  let html = '';
+  let start = 0;
+  for (let index = 0; index < tokens.length; index += 1) {
+    const token = tokens[index];
+    // A top-level block ends at a level-0 token that does not open something.
+    if (token && token.level === 0 && token.nesting !== 1) {
+      html += sanitizeBlock(md.renderer.render(tokens.slice(start, index + 1), md.options, env));
+      start = index + 1;
+    }
+  }
+  if (start < tokens.length) {
+    html += sanitizeBlock(md.renderer.render(tokens.slice(start), md.options, env));
+  }
+  return html;
 }
