@@ -30,9 +30,12 @@ after(() => {
   for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-function saveScreenshot(name) {
+/** Captures the display (after a moment, so the last change is painted), optionally cropped. */
+async function saveScreenshot(name, crop) {
   mkdirSync(screenshots, { recursive: true });
-  execFileSync('import', ['-window', 'root', join(screenshots, name)], { timeout: 15_000 });
+  await sleep(400);
+  const cropArgs = crop ? ['-crop', crop] : [];
+  execFileSync('import', ['-window', 'root', ...cropArgs, join(screenshots, name)], { timeout: 15_000 });
 }
 
 /** Starts tauri-driver with the app's environment, runs `body(startApp)`, stops the driver. */
@@ -140,7 +143,7 @@ test('a streamed XSS corpus stays inert in the live app', async () => {
         await driver.click(await driver.find('a.image-link'));
         const dialog = await driver.waitFor('the link confirmation', () => driver.textOf('[data-testid="link-confirm"]'));
         assert.match(dialog, /https:\/\/attacker\.test\/\?q=secret/);
-        saveScreenshot('link-confirmation.png');
+        await saveScreenshot('link-confirmation.png');
         const buttons = await driver.findAll('[data-testid="link-confirm"] button');
         await driver.click(buttons[0]);
         await driver.waitFor('the dialog to close', async () =>
@@ -166,7 +169,7 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
     const driver = await startApp();
     try {
       await driver.waitFor('the composer', () => driver.find('[data-testid="composer-input"]'));
-      saveScreenshot('main-screen.png');
+      await saveScreenshot('main-screen.png');
 
       const reply = await send(driver, '정렬 알고리즘을 표와 수식으로 비교해 주세요');
       const shape = await driver.execute(`
@@ -189,7 +192,7 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       assert.equal(shape.tasks, 2);
       assert.equal(shape.link, 'https://en.wikipedia.org/wiki/Sorting_algorithm');
       assert.ok(shape.katexFont, 'KaTeX fonts are bundled');
-      saveScreenshot('markdown-reply.png');
+      await saveScreenshot('markdown-reply.png');
 
       // A second conversation, so pinning and search have something to choose between.
       await driver.click(await driver.find('button.new'));
@@ -227,7 +230,7 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       });
       assert.ok(marks.some((mark) => mark.includes('알고리즘')), `marks: ${marks}`);
       assert.match(await driver.textOf('[data-testid="search-results"]'), /Sorting notes/);
-      saveScreenshot('search-results.png');
+      await saveScreenshot('search-results.png');
       await driver.click(await driver.find('[data-testid="search-results"] button.hit'));
       await driver.waitFor('the found conversation open', async () =>
         (await driver.textOf('.chat-header h1')) === 'Sorting notes',
@@ -254,7 +257,7 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       assert.ok(path.startsWith(join(dataDir, 'exports')), path);
       assert.match(readFileSync(path, 'utf8'), /Merge sort/);
       assert.equal(await driver.textOf('[data-testid="data-dir"]'), dataDir);
-      saveScreenshot('settings.png');
+      await saveScreenshot('settings.png');
       await driver.click(await driver.find('input[name="theme"][value="dark"]'));
       await driver.waitFor('the dark theme', async () =>
         (await driver.execute('return document.documentElement.dataset.theme;')) === 'dark',
@@ -263,7 +266,7 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       await driver.waitFor('settings closed', async () => (await driver.findAll('[data-testid="settings"]')).length === 0);
       await driver.click(await driver.find('[data-testid="conversation-list"] button.open'));
       await driver.waitFor('the reply shown', () => driver.find('.katex-display'));
-      saveScreenshot('dark-theme.png');
+      await saveScreenshot('dark-theme.png');
 
       // The smallest supported window: nothing spills sideways, the composer stays on screen.
       await driver.command('POST', '/window/rect', { width: 800, height: 600 });
@@ -276,7 +279,7 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       });
       assert.ok(fit.overflow <= 0, `horizontal overflow ${fit.overflow}px`);
       assert.ok(fit.composerBottom <= fit.height, 'the composer is visible');
-      saveScreenshot('small-window.png');
+      await saveScreenshot('small-window.png', '800x600+0+0');
     } finally {
       await driver.quit();
     }

@@ -72,8 +72,8 @@ md.renderer.rules.fence = (tokens, idx) => {
 md.renderer.rules.image = (tokens, idx) => {
   const token = tokens[idx];
   const src = String(token?.attrGet('src') ?? '');
-  const alt = escapeHtml(token?.content || 'image');
-  return `<a href="${escapeHtml(src)}" class="image-link">🖼 ${alt}</a>`;
+  const alt = escapeHtml(token?.content || 'untitled');
+  return `<a href="${escapeHtml(src)}" class="image-link">Image: ${alt}</a>`;
 };
 
 // Table alignment arrives as `style`; classes keep `style` off everything but KaTeX.
