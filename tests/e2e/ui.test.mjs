@@ -138,6 +138,14 @@ test('a streamed XSS corpus stays inert in the live app', async () => {
         const text = await driver.textOf('[data-testid="message-assistant"]');
         assert.match(text, /onerror/, 'payloads are shown as text');
 
+        // javascript:, data:, file:, smb: links are plain text: clicking them does nothing.
+        const inert = await driver.execute(
+          'return [...document.querySelectorAll(\'[data-testid="message-assistant"] p\')].find((p) => p.textContent.includes("[js link]"));',
+        );
+        await driver.click(inert['element-6066-11e4-a52e-4f735466cecf']);
+        await sleep(300);
+        assert.equal((await driver.findAll('[data-testid="link-confirm"]')).length, 0);
+
         // The exfiltration image is a link; clicking it only asks, and Cancel leaves it be.
         const location = await driver.execute('return location.href;');
         await driver.click(await driver.find('a.image-link'));
@@ -193,6 +201,9 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       assert.equal(shape.link, 'https://en.wikipedia.org/wiki/Sorting_algorithm');
       assert.ok(shape.katexFont, 'KaTeX fonts are bundled');
       await saveScreenshot('markdown-reply.png');
+      const copy = await driver.find('[data-testid="message-assistant"] button.copy-code');
+      await driver.click(copy);
+      await driver.waitFor('the copy confirmation', async () => (await driver.text(copy)) === 'Copied');
 
       // A second conversation, so pinning and search have something to choose between.
       await driver.click(await driver.find('button.new'));
