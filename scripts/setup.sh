@@ -18,8 +18,8 @@ packages=(
     libwebkit2gtk-4.1-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev
 )
 # Tests: a virtual display, WebKit's WebDriver, poppler for side-by-side checks, ImageMagick's
-# `import` for screenshots of the display.
-$for_tests && packages+=(xvfb xauth webkit2gtk-driver poppler-utils imagemagick)
+# `import` for screenshots of the display, and a Korean font so screenshots show Hangul.
+$for_tests && packages+=(xvfb xauth webkit2gtk-driver poppler-utils imagemagick fonts-nanum)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -2,7 +2,8 @@
 //! (`ui/src/ipc/bindings.ts`); `tests::typescript_bindings_are_current` fails when they drift.
 
 use cria_core::{
-    Conversation, LoadedModel, Message, MessageStatus, ModelSummary, Role, TurnEvent, TurnStarted,
+    Conversation, ExportFormat, LoadedModel, Message, MessageStatus, ModelSummary, Role, SearchHit,
+    SearchSource, Theme, TurnEvent, TurnStarted,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -138,6 +139,146 @@ impl From<TurnEvent> for TurnEventDto {
     }
 }
 
+/// A piece of a search snippet; `highlighted` pieces matched the query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SnippetPartDto {
+    pub text: String,
+    pub highlighted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchHitKindDto {
+    Message,
+    Document,
+}
+
+/// One search result. Message hits name their conversation; document hits their page.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHitDto {
+    pub kind: SearchHitKindDto,
+    pub conversation_id: Option<i64>,
+    pub conversation_title: Option<String>,
+    pub message_id: Option<i64>,
+    pub page_number: Option<u32>,
+    pub parts: Vec<SnippetPartDto>,
+}
+
+impl From<SearchHit> for SearchHitDto {
+    fn from(hit: SearchHit) -> Self {
+        let parts = snippet_parts(&hit.snippet, &hit.highlights);
+        match hit.source {
+            SearchSource::Message {
+                conversation_id,
+                conversation_title,
+                message_id,
+                ..
+            } => SearchHitDto {
+                kind: SearchHitKindDto::Message,
+                conversation_id: Some(conversation_id.0),
+                conversation_title: Some(conversation_title),
+                message_id: Some(message_id.0),
+                page_number: None,
+                parts,
+            },
+            SearchSource::Chunk { page_number, .. } => SearchHitDto {
+                kind: SearchHitKindDto::Document,
+                conversation_id: None,
+                conversation_title: None,
+                message_id: None,
+                page_number: Some(page_number),
+                parts,
+            },
+        }
+    }
+}
+
+/// Splits a snippet at its highlight byte ranges. Ranges that overlap, run backwards or cut a
+/// character in two are skipped rather than trusted.
+fn snippet_parts(snippet: &str, highlights: &[std::ops::Range<usize>]) -> Vec<SnippetPartDto> {
+    let mut parts = Vec::new();
+    let mut at = 0;
+    let mut push = |text: &str, highlighted: bool| {
+        if !text.is_empty() {
+            parts.push(SnippetPartDto {
+                text: text.to_string(),
+                highlighted,
+            });
+        }
+    };
+    let mut ranges = highlights.to_vec();
+    ranges.sort_by_key(|range| range.start);
+    for range in ranges {
+        if range.start < at || range.end <= range.start {
+            continue;
+        }
+        let (Some(before), Some(matched)) =
+            (snippet.get(at..range.start), snippet.get(range.clone()))
+        else {
+            continue;
+        };
+        push(before, false);
+        push(matched, true);
+        at = range.end;
+    }
+    push(snippet.get(at..).unwrap_or_default(), false);
+    parts
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum ThemeDto {
+    Light,
+    Dark,
+    System,
+}
+
+impl From<Theme> for ThemeDto {
+    fn from(theme: Theme) -> Self {
+        match theme {
+            Theme::Light => ThemeDto::Light,
+            Theme::Dark => ThemeDto::Dark,
+            Theme::System => ThemeDto::System,
+        }
+    }
+}
+
+impl From<ThemeDto> for Theme {
+    fn from(theme: ThemeDto) -> Self {
+        match theme {
+            ThemeDto::Light => Theme::Light,
+            ThemeDto::Dark => Theme::Dark,
+            ThemeDto::System => Theme::System,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormatDto {
+    Markdown,
+    Json,
+}
+
+impl From<ExportFormatDto> for ExportFormat {
+    fn from(format: ExportFormatDto) -> Self {
+        match format {
+            ExportFormatDto::Markdown => ExportFormat::Markdown,
+            ExportFormatDto::Json => ExportFormat::Json,
+        }
+    }
+}
+
+/// Where Cria keeps its files, for the settings panel.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfoDto {
+    pub data_dir: String,
+    pub exports_dir: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelSummaryDto {
@@ -209,6 +350,12 @@ pub fn typescript_bindings() -> String {
         TurnEventDto::decl(&config),
         ModelSummaryDto::decl(&config),
         LoadedModelDto::decl(&config),
+        SnippetPartDto::decl(&config),
+        SearchHitKindDto::decl(&config),
+        SearchHitDto::decl(&config),
+        ThemeDto::decl(&config),
+        ExportFormatDto::decl(&config),
+        AppInfoDto::decl(&config),
         crate::error::ErrorKind::decl(&config),
         crate::error::IpcError::decl(&config),
     ];
@@ -222,4 +369,49 @@ pub fn typescript_bindings() -> String {
         module.push('\n');
     }
     module
+}
+
+#[cfg(test)]
+mod snippet_tests {
+    use super::*;
+
+    fn parts(snippet: &str, highlights: &[std::ops::Range<usize>]) -> Vec<(String, bool)> {
+        snippet_parts(snippet, highlights)
+            .into_iter()
+            .map(|part| (part.text, part.highlighted))
+            .collect()
+    }
+
+    #[test]
+    fn splits_korean_snippets_at_byte_ranges() {
+        let snippet = "오늘 날씨가 좋네요";
+        let start = snippet.find("날씨").unwrap();
+        assert_eq!(
+            parts(
+                snippet,
+                std::slice::from_ref(&(start..start + "날씨".len()))
+            ),
+            vec![
+                ("오늘 ".to_string(), false),
+                ("날씨".to_string(), true),
+                ("가 좋네요".to_string(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn skips_ranges_that_cut_characters_or_overlap() {
+        assert_eq!(
+            parts("날씨", std::slice::from_ref(&(1..3))),
+            vec![("날씨".to_string(), false)]
+        );
+        assert_eq!(
+            parts("abcdef", &[1..4, 2..3, 5..99]),
+            vec![
+                ("a".to_string(), false),
+                ("bcd".to_string(), true),
+                ("ef".to_string(), false)
+            ]
+        );
+    }
 }

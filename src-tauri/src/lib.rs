@@ -8,6 +8,7 @@ mod commands;
 pub mod error;
 pub mod ipc;
 mod logging;
+mod opener;
 
 use cria_core::{AppPaths, Cria};
 use tauri::{Builder, Runtime};
@@ -29,6 +30,16 @@ pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
             commands::select_model,
             commands::remove_model,
             commands::get_loaded_model,
+            commands::rename_conversation,
+            commands::set_conversation_pinned,
+            commands::set_conversation_archived,
+            commands::delete_conversation,
+            commands::search,
+            commands::export_conversation,
+            commands::get_theme,
+            commands::set_theme,
+            commands::app_info,
+            commands::open_external_url,
         ])
 }
 

@@ -141,3 +141,121 @@ fn typescript_bindings_are_current() {
          `CRIA_UPDATE_BINDINGS=1 cargo test -p cria-app typescript_bindings`"
     );
 }
+
+#[test]
+fn conversations_can_be_managed_searched_and_exported() {
+    let (dir, app, window) = app();
+    // A turn through the scripted engine creates a conversation with searchable text.
+    let cria = tauri::Manager::state::<Cria>(&app).inner().clone();
+    let started = tauri::async_runtime::block_on(cria.send_message(
+        None,
+        "날씨 알려줘".into(),
+        cria_engine::CancelToken::default(),
+        |_| {},
+    ))
+    .expect("the turn runs");
+    let conversation_id = started.conversation_id.0;
+    let id = json!({ "conversationId": conversation_id });
+
+    invoke(
+        &window,
+        "rename_conversation",
+        json!({ "conversationId": conversation_id, "title": "Weather" }),
+    )
+    .unwrap();
+    invoke(
+        &window,
+        "set_conversation_pinned",
+        json!({ "conversationId": conversation_id, "pinned": true }),
+    )
+    .unwrap();
+    let listed = invoke(&window, "list_conversations", json!({})).unwrap();
+    assert_eq!(listed[0]["title"], "Weather");
+    assert_eq!(listed[0]["pinned"], true);
+
+    let hits = invoke(&window, "search", json!({ "query": "날씨" })).unwrap();
+    let hit = &hits.as_array().unwrap()[0];
+    assert_eq!(hit["kind"], "message");
+    assert_eq!(hit["conversationId"], conversation_id);
+    let highlighted: Vec<&str> = hit["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|part| part["highlighted"] == true)
+        .filter_map(|part| part["text"].as_str())
+        .collect();
+    assert!(
+        highlighted.iter().any(|text| text.contains("날씨")),
+        "{hit}"
+    );
+
+    let path = invoke(
+        &window,
+        "export_conversation",
+        json!({ "conversationId": conversation_id, "format": "markdown" }),
+    )
+    .unwrap();
+    let path = PathBuf::from(path.as_str().unwrap());
+    assert!(path.starts_with(dir.path().join("data").join("exports")));
+    assert!(
+        std::fs::read_to_string(path)
+            .unwrap()
+            .contains("날씨 알려줘")
+    );
+
+    invoke(
+        &window,
+        "set_conversation_archived",
+        json!({ "conversationId": conversation_id, "archived": true }),
+    )
+    .unwrap();
+    assert_eq!(
+        invoke(&window, "list_conversations", json!({})),
+        Ok(json!([]))
+    );
+    invoke(
+        &window,
+        "set_conversation_archived",
+        json!({ "conversationId": conversation_id, "archived": false }),
+    )
+    .unwrap();
+    invoke(&window, "delete_conversation", id.clone()).unwrap();
+    assert_eq!(
+        invoke(&window, "list_conversations", json!({})),
+        Ok(json!([]))
+    );
+    assert_eq!(
+        invoke(&window, "get_conversation_messages", id).unwrap_err()["kind"],
+        "NOT_FOUND"
+    );
+}
+
+#[test]
+fn the_theme_is_remembered_and_the_data_folder_is_shown() {
+    let (dir, _app, window) = app();
+    assert_eq!(invoke(&window, "get_theme", json!({})), Ok(json!("system")));
+    invoke(&window, "set_theme", json!({ "theme": "dark" })).unwrap();
+    assert_eq!(invoke(&window, "get_theme", json!({})), Ok(json!("dark")));
+    assert!(invoke(&window, "set_theme", json!({ "theme": "purple" })).is_err());
+    let info = invoke(&window, "app_info", json!({})).unwrap();
+    assert_eq!(
+        info["dataDir"],
+        dir.path().join("data").display().to_string()
+    );
+}
+
+#[test]
+fn only_https_and_mailto_links_reach_the_system_opener() {
+    let (_dir, _app, window) = app();
+    for url in [
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "smb://host/share",
+        "http://example.org",
+        "data:text/html,x",
+    ] {
+        let error = invoke(&window, "open_external_url", json!({ "url": url }))
+            .expect_err("refused before any process starts");
+        assert_eq!(error["kind"], "INVALID_INPUT", "{url}: {error}");
+    }
+}

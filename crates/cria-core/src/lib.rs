@@ -4,6 +4,7 @@
 //! Architecture Invariant: `cria-core` knows nothing of Tauri, IPC or TypeScript.
 
 mod chat;
+mod conversations;
 mod models;
 mod paths;
 
@@ -14,8 +15,12 @@ use cria_engine::{CancelToken, Engine, EngineHandle, ScriptedEngine, SupervisorO
 use cria_store::Store;
 
 pub use chat::{TurnEvent, TurnStarted};
+pub use conversations::{
+    EXPORTS_DIR, ExportFormat, MAX_QUERY_CHARS, MAX_SEARCH_RESULTS, Theme, checked_external_url,
+};
 pub use cria_store::{
-    Conversation, ConversationId, Message, MessageId, MessageStatus, Role, StoreError,
+    Conversation, ConversationId, Message, MessageId, MessageStatus, Role, SearchHit, SearchSource,
+    StoreError,
 };
 pub use models::{ACTIVE_MODEL_SETTING, LoadedModel, ModelSummary};
 pub use paths::AppPaths;
@@ -48,6 +53,8 @@ pub fn worker_main_if_requested() -> Option<std::process::ExitCode> {
 
 /// Environment variable that selects a test double for the engine. Only tests set it.
 pub const TEST_ENGINE_ENV: &str = "CRIA_TEST_ENGINE";
+/// `CRIA_TEST_ENGINE=scripted-file:<path>` streams the text of `<path>` as every reply.
+pub const SCRIPTED_FILE_PREFIX: &str = "scripted-file:";
 
 /// Everything a running Cria holds: where its data lives, the database, the engine.
 #[derive(Clone)]
@@ -139,6 +146,19 @@ fn test_engine_from_env() -> Result<Option<Arc<dyn Engine>>> {
             tracing::warn!("using the scripted test engine ({TEST_ENGINE_ENV}=scripted)");
             let engine = ScriptedEngine::echo(std::time::Duration::from_millis(40));
             Ok(Some(Arc::new(engine)))
+        }
+        Some(mode) if mode.starts_with(SCRIPTED_FILE_PREFIX) => {
+            // Streams a file's text as every reply, piece by piece: the XSS end-to-end test
+            // feeds its payload corpus through the real app this way.
+            let path = &mode[SCRIPTED_FILE_PREFIX.len()..];
+            let script = std::fs::read_to_string(path).map_err(|error| {
+                CoreError::InvalidInput(format!("{TEST_ENGINE_ENV}: cannot read {path}: {error}"))
+            })?;
+            tracing::warn!(path, "using the scripted test engine with a file's text");
+            Ok(Some(Arc::new(ScriptedEngine::fixed(
+                script,
+                std::time::Duration::from_millis(2),
+            ))))
         }
         Some(other) => Err(CoreError::InvalidInput(format!(
             "{TEST_ENGINE_ENV}={other:?} is not a known test engine"

@@ -21,6 +21,18 @@ verdict: string, verdictReason: string, active: boolean, };
 
 export type LoadedModelDto = { id: string, architecture: string, contextSize: number, threads: number, gpuLayers: number, cpuFallbackReason: string | null, vision: boolean, };
 
+export type SnippetPartDto = { text: string, highlighted: boolean, };
+
+export type SearchHitKindDto = "message" | "document";
+
+export type SearchHitDto = { kind: SearchHitKindDto, conversationId: number | null, conversationTitle: string | null, messageId: number | null, pageNumber: number | null, parts: Array<SnippetPartDto>, };
+
+export type ThemeDto = "light" | "dark" | "system";
+
+export type ExportFormatDto = "markdown" | "json";
+
+export type AppInfoDto = { dataDir: string, exportsDir: string, };
+
 export type ErrorKind = "NOT_FOUND" | "INVALID_INPUT" | "ENGINE" | "MODEL" | "STORAGE" | "INTERNAL";
 
 export type IpcError = { kind: ErrorKind, message: string, };

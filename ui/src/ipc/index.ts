@@ -3,12 +3,16 @@
 import { Channel, invoke } from '@tauri-apps/api/core';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
 import type {
+  AppInfoDto,
   ConversationDto,
   ErrorKind,
+  ExportFormatDto,
   IpcError,
   LoadedModelDto,
   MessageDto,
   ModelSummaryDto,
+  SearchHitDto,
+  ThemeDto,
   TurnEventDto,
   TurnStartedDto,
 } from './bindings';
@@ -69,6 +73,49 @@ export function sendMessage(
 /** Stops a reply being generated. Resolves to false when it had already ended. */
 export function stopReply(replyMessageId: number): Promise<boolean> {
   return call('stop_reply', { replyMessageId });
+}
+
+export function renameConversation(conversationId: number, title: string): Promise<void> {
+  return call('rename_conversation', { conversationId, title });
+}
+
+export function setConversationPinned(conversationId: number, pinned: boolean): Promise<void> {
+  return call('set_conversation_pinned', { conversationId, pinned });
+}
+
+/** Archiving hides a conversation; it is the undoable first step of deleting one. */
+export function setConversationArchived(conversationId: number, archived: boolean): Promise<void> {
+  return call('set_conversation_archived', { conversationId, archived });
+}
+
+export function deleteConversation(conversationId: number): Promise<void> {
+  return call('delete_conversation', { conversationId });
+}
+
+export function search(query: string): Promise<SearchHitDto[]> {
+  return call('search', { query });
+}
+
+/** Writes the conversation into the data folder's `exports/`; resolves to the file's path. */
+export function exportConversation(conversationId: number, format: ExportFormatDto): Promise<string> {
+  return call('export_conversation', { conversationId, format });
+}
+
+export function getTheme(): Promise<ThemeDto> {
+  return call('get_theme');
+}
+
+export function setTheme(theme: ThemeDto): Promise<void> {
+  return call('set_theme', { theme });
+}
+
+export function appInfo(): Promise<AppInfoDto> {
+  return call('app_info');
+}
+
+/** Opens an https/mailto link in the system browser; the shell checks the scheme again. */
+export function openExternalUrl(url: string): Promise<void> {
+  return call('open_external_url', { url });
 }
 
 export function listModels(): Promise<ModelSummaryDto[]> {

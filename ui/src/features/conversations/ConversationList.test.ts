@@ -1,0 +1,127 @@
+import { cleanup, fireEvent, render } from '@testing-library/svelte';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { clearMocks, mockCommands } from '../../ipc/testing';
+import type { ConversationDto, SearchHitDto } from '../../ipc';
+import ConversationList from './ConversationList.svelte';
+import { ConversationManager, UNDO_WINDOW_MS } from './manager.svelte';
+
+afterEach(() => {
+  cleanup();
+  clearMocks();
+  vi.useRealTimers();
+});
+
+const conversations: ConversationDto[] = [
+  { id: 1, title: 'Pinned plans', updatedAtMs: 1, pinned: true },
+  { id: 2, title: 'Recent chat', updatedAtMs: 2, pinned: false },
+];
+
+function setup(handler: (command: string, args: Record<string, unknown>) => unknown) {
+  const calls: [string, Record<string, unknown>][] = [];
+  mockCommands((command, args) => {
+    calls.push([command, args]);
+    return handler(command, args);
+  });
+  const refresh = vi.fn(async () => {});
+  const hidden = vi.fn();
+  const manager = new ConversationManager(refresh, hidden);
+  const view = render(ConversationList, {
+    conversations,
+    activeId: 2,
+    manager,
+    onOpen: vi.fn(),
+    onNew: vi.fn(),
+    onSettings: vi.fn(),
+  });
+  return { calls, manager, refresh, hidden, view };
+}
+
+describe('ConversationList', () => {
+  it('gives every control an accessible name', () => {
+    const { view } = setup(() => null);
+    for (const button of view.container.querySelectorAll('button')) {
+      const name = button.getAttribute('aria-label') ?? button.textContent?.trim();
+      expect(name, button.outerHTML).toBeTruthy();
+    }
+    expect(view.getByRole('searchbox', { name: 'Search conversations and documents' })).toBeTruthy();
+    expect(view.getByRole('button', { name: 'Unpin Pinned plans' }).getAttribute('aria-pressed')).toBe('true');
+  });
+
+  it('renames inline with Enter and keeps the old title on Escape', async () => {
+    const { calls, view } = setup(() => null);
+    await fireEvent.click(view.getByRole('button', { name: 'Rename Recent chat' }));
+    const field = view.getByRole('textbox', { name: 'New title for Recent chat' }) as HTMLInputElement;
+    await fireEvent.input(field, { target: { value: 'Trip to Busan' } });
+    await fireEvent.keyDown(field, { key: 'Enter' });
+    await vi.waitFor(() => expect(calls).toContainEqual(['rename_conversation', { conversationId: 2, title: 'Trip to Busan' }]));
+
+    await fireEvent.click(view.getByRole('button', { name: 'Rename Pinned plans' }));
+    const other = view.getByRole('textbox', { name: 'New title for Pinned plans' });
+    await fireEvent.input(other, { target: { value: 'never saved' } });
+    await fireEvent.keyDown(other, { key: 'Escape' });
+    expect(calls.filter(([command]) => command === 'rename_conversation')).toHaveLength(1);
+  });
+
+  it('deletes only after the undo window, and undo brings the conversation back', async () => {
+    vi.useFakeTimers();
+    const { calls, manager, hidden, view } = setup(() => null);
+    await fireEvent.click(view.getByRole('button', { name: 'Delete Recent chat' }));
+    await vi.waitFor(() => expect(manager.pendingDelete?.id).toBe(2));
+    expect(calls).toContainEqual(['set_conversation_archived', { conversationId: 2, archived: true }]);
+    expect(hidden).toHaveBeenCalledWith(2);
+    await fireEvent.click(view.getByRole('button', { name: 'Undo' }));
+    await vi.waitFor(() => expect(calls).toContainEqual(['set_conversation_archived', { conversationId: 2, archived: false }]));
+    await vi.advanceTimersByTimeAsync(UNDO_WINDOW_MS * 2);
+    expect(calls.map(([command]) => command)).not.toContain('delete_conversation');
+
+    await fireEvent.click(view.getByRole('button', { name: 'Delete Pinned plans' }));
+    await vi.waitFor(() => expect(manager.pendingDelete?.id).toBe(1));
+    await vi.advanceTimersByTimeAsync(UNDO_WINDOW_MS + 10);
+    expect(calls).toContainEqual(['delete_conversation', { conversationId: 1 }]);
+  });
+
+  it('shows search results with highlighted snippets', async () => {
+    const hits: SearchHitDto[] = [
+      {
+        kind: 'message',
+        conversationId: 2,
+        conversationTitle: 'Recent chat',
+        messageId: 5,
+        pageNumber: null,
+        parts: [
+          { text: '오늘 ', highlighted: false },
+          { text: '날씨', highlighted: true },
+          { text: '가 좋네요', highlighted: false },
+        ],
+      },
+      { kind: 'document', conversationId: null, conversationTitle: null, messageId: null, pageNumber: 4, parts: [{ text: '날씨 report', highlighted: false }] },
+    ];
+    const { manager, view } = setup((command, args) => {
+      if (command === 'search') {
+        expect(args.query).toBe('날씨');
+        return hits;
+      }
+      return null;
+    });
+    await manager.runSearch('날씨');
+    await vi.waitFor(() => expect(view.container.querySelector('mark')?.textContent).toBe('날씨'));
+    const results = view.getByRole('region', { name: 'Search results' });
+    expect(results.textContent).toContain('Recent chat');
+    expect(results.textContent).toContain('Document, page 4');
+  });
+
+  it('drops answers to searches that were replaced', async () => {
+    let answer: (value: SearchHitDto[]) => void = () => {};
+    const { manager } = setup((command, args) => {
+      if (command !== 'search') return null;
+      if (args.query === 'slow') return new Promise((resolve) => (answer = resolve));
+      return [];
+    });
+    const slow = manager.runSearch('slow');
+    await manager.runSearch('fast');
+    answer([{ kind: 'document', conversationId: null, conversationTitle: null, messageId: null, pageNumber: 1, parts: [] }]);
+    await slow;
+    expect(manager.results).toEqual([]);
+    expect(manager.query).toBe('fast');
+  });
+});

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { isOpenableUrl, renderMarkdown } from './render';
+
+function dom(html: string): HTMLElement {
+  const root = document.createElement('div');
+  root.innerHTML = html;
+  return root;
+}
+
+describe('renderMarkdown', () => {
+  it('renders GFM tables with alignment as classes, not styles', () => {
+    const root = dom(renderMarkdown('| a | b |\n|:--|--:|\n| 1 | 2 |\n'));
+    expect(root.querySelectorAll('table th')).toHaveLength(2);
+    expect(root.querySelector('th.align-right')?.textContent).toBe('b');
+    expect(root.querySelector('[style]')).toBeNull();
+  });
+
+  it('renders task lists as read-only checkboxes', () => {
+    const root = dom(renderMarkdown('- [x] done\n- [ ] todo\n'));
+    const boxes = [...root.querySelectorAll('input[type=checkbox]')] as HTMLInputElement[];
+    expect(boxes.map((box) => box.checked)).toEqual([true, false]);
+    expect(boxes.every((box) => box.disabled)).toBe(true);
+    expect(root.querySelector('li')?.textContent?.trim()).toBe('done');
+  });
+
+  it('highlights fenced code and adds a copy button', () => {
+    const root = dom(renderMarkdown('```rust\nfn main() { let x = 1; }\n```\n'));
+    expect(root.querySelector('.code-lang')?.textContent).toBe('rust');
+    expect(root.querySelector('pre code .hljs-keyword')?.textContent).toBe('fn');
+    expect(root.querySelector('button.copy-code')?.getAttribute('aria-label')).toBe('Copy rust code');
+    expect(root.querySelector('pre code')?.textContent).toBe('fn main() { let x = 1; }\n');
+  });
+
+  it('renders inline and display math with KaTeX, labelled with its TeX', () => {
+    const root = dom(renderMarkdown('Euler: $e^{i\\pi}+1=0$\n\n$$\n\\int_0^1 x\\,dx\n$$\n'));
+    expect(root.querySelector('.math-inline .katex')).not.toBeNull();
+    expect(root.querySelector('.math-inline')?.getAttribute('aria-label')).toBe('e^{i\\pi}+1=0');
+    expect(root.querySelector('.math-block .katex-display')).not.toBeNull();
+    // Styles survive only inside KaTeX output.
+    for (const styled of root.querySelectorAll('[style]')) {
+      expect(styled.closest('.katex')).not.toBeNull();
+    }
+  });
+
+  it('does not treat prices as math', () => {
+    const root = dom(renderMarkdown('It costs $5 and $6 today.'));
+    expect(root.querySelector('.katex')).toBeNull();
+    expect(root.textContent).toContain('$5 and $6');
+  });
+
+  it('shows raw HTML as text', () => {
+    const root = dom(renderMarkdown('<b>bold</b> <script>x()</script>'));
+    expect(root.querySelector('b')).toBeNull();
+    expect(root.querySelector('script')).toBeNull();
+    expect(root.textContent).toContain('<b>bold</b>');
+  });
+
+  it('makes only https and mailto links clickable', () => {
+    const root = dom(
+      renderMarkdown('[a](https://example.org) [b](mailto:x@example.org) [c](http://example.org) [d](javascript:alert(1))'),
+    );
+    const hrefs = [...root.querySelectorAll('a[href]')].map((a) => a.getAttribute('href'));
+    expect(hrefs).toEqual(['https://example.org', 'mailto:x@example.org']);
+    expect(root.textContent).toContain('[d](javascript:alert(1))');
+  });
+
+  it('turns images into links and never emits img', () => {
+    const root = dom(renderMarkdown('![cat](https://example.org/cat.png)'));
+    expect(root.querySelector('img')).toBeNull();
+    expect(root.querySelector('a.image-link')?.getAttribute('href')).toBe('https://example.org/cat.png');
+  });
+
+  it('keeps Korean text intact', () => {
+    expect(dom(renderMarkdown('**안녕하세요** 세계')).textContent?.trim()).toBe('안녕하세요 세계');
+  });
+});
+
+describe('isOpenableUrl', () => {
+  it('accepts https and mailto only', () => {
+    expect(isOpenableUrl('https://example.org/a?b=c')).toBe(true);
+    expect(isOpenableUrl('mailto:someone@example.org')).toBe(true);
+    for (const url of ['http://example.org', 'javascript:alert(1)', 'data:text/html,x', 'file:///etc/passwd', 'smb://host/share', 'HTTPS:// x', '']) {
+      expect(isOpenableUrl(url)).toBe(false);
+    }
+  });
+});

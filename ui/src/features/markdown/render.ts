@@ -1,0 +1,224 @@
+// Markdown → safe HTML for assistant replies. One pipeline for finished and streaming text:
+//   1. markdown-it with raw HTML OFF (any `<tag>` in a reply is shown as text),
+//   2. links limited to https: and mailto: (anything else stays as inert source text),
+//      images turned into links (remote images never load),
+//   3. DOMPurify over the final HTML with a strict allow-list, `style` only inside KaTeX output.
+// The result is safe to assign to innerHTML. Clicking a link is handled by the component, which
+// asks before opening it in the system browser.
+import DOMPurify from 'dompurify';
+import hljs from 'highlight.js/lib/core';
+import bash from 'highlight.js/lib/languages/bash';
+import c from 'highlight.js/lib/languages/c';
+import cpp from 'highlight.js/lib/languages/cpp';
+import css from 'highlight.js/lib/languages/css';
+import diff from 'highlight.js/lib/languages/diff';
+import go from 'highlight.js/lib/languages/go';
+import java from 'highlight.js/lib/languages/java';
+import javascript from 'highlight.js/lib/languages/javascript';
+import json from 'highlight.js/lib/languages/json';
+import markdown from 'highlight.js/lib/languages/markdown';
+import python from 'highlight.js/lib/languages/python';
+import rust from 'highlight.js/lib/languages/rust';
+import sql from 'highlight.js/lib/languages/sql';
+import typescript from 'highlight.js/lib/languages/typescript';
+import xml from 'highlight.js/lib/languages/xml';
+import yaml from 'highlight.js/lib/languages/yaml';
+import MarkdownIt, { type Token } from 'markdown-it';
+import { escapeHtml, mathPlugin } from './math';
+
+const languages = {
+  bash, c, cpp, css, diff, go, java, javascript, json, markdown, python, rust, sql, typescript,
+  xml, yaml,
+};
+for (const [name, language] of Object.entries(languages)) hljs.registerLanguage(name, language);
+hljs.registerAliases(['sh', 'shell', 'zsh'], { languageName: 'bash' });
+hljs.registerAliases(['js', 'jsx', 'mjs'], { languageName: 'javascript' });
+hljs.registerAliases(['ts', 'tsx'], { languageName: 'typescript' });
+hljs.registerAliases(['py'], { languageName: 'python' });
+hljs.registerAliases(['rs'], { languageName: 'rust' });
+hljs.registerAliases(['html', 'svg'], { languageName: 'xml' });
+hljs.registerAliases(['yml'], { languageName: 'yaml' });
+hljs.registerAliases(['md'], { languageName: 'markdown' });
+
+/** Highlighting is skipped above this size: the text stays readable, the frame stays short. */
+const MAX_HIGHLIGHT_CHARS = 20_000;
+
+/** The only link schemes that may become clickable. */
+export function isOpenableUrl(href: string): boolean {
+  return /^(https:\/\/[^\s]+|mailto:[^\s]+)$/i.test(href.trim());
+}
+
+const md = new MarkdownIt({ html: false, linkify: true, typographer: false, breaks: false });
+md.validateLink = isOpenableUrl;
+md.linkify.set({ fuzzyLink: false, fuzzyEmail: false });
+md.use(mathPlugin);
+
+md.renderer.rules.fence = (tokens, idx) => {
+  const code = tokens[idx]?.content ?? '';
+  const language = (tokens[idx]?.info ?? '').trim().split(/\s+/)[0]?.toLowerCase() ?? '';
+  const label = escapeHtml(language || 'text');
+  let body = escapeHtml(code);
+  if (language && code.length <= MAX_HIGHLIGHT_CHARS && hljs.getLanguage(language)) {
+    body = hljs.highlight(code, { language, ignoreIllegals: true }).value;
+  }
+  return (
+    `<div class="code-block"><div class="code-header"><span class="code-lang">${label}</span>` +
+    `<button type="button" class="copy-code" aria-label="Copy ${label} code">Copy</button></div>` +
+    `<pre><code class="hljs">${body}</code></pre></div>`
+  );
+};
+
+// Images never load: `![alt](url)` becomes a link to url (itself only when https).
+md.renderer.rules.image = (tokens, idx) => {
+  const token = tokens[idx];
+  const src = String(token?.attrGet('src') ?? '');
+  const alt = escapeHtml(token?.content || 'untitled');
+  return `<a href="${escapeHtml(src)}" class="image-link">Image: ${alt}</a>`;
+};
+
+// Table alignment arrives as `style`; classes keep `style` off everything but KaTeX.
+md.core.ruler.push('alignment_classes', (state) => {
+  for (const token of state.tokens) {
+    if (token.type !== 'inline') {
+      moveAlignment(token);
+    }
+  }
+});
+
+function moveAlignment(token: Token) {
+  const style = token.attrGet('style')?.toString();
+  if (!style) return;
+  token.attrs = (token.attrs ?? []).filter(([name]) => name !== 'style');
+  const align = /text-align:\s*(left|right|center)/.exec(style)?.[1];
+  if (align) token.attrJoin('class', `align-${align}`);
+}
+
+// GFM task lists: `- [ ] todo` and `- [x] done` become read-only checkboxes.
+md.core.ruler.push('task_lists', (state) => {
+  const tokens = state.tokens;
+  for (let i = 2; i < tokens.length; i += 1) {
+    const inline = tokens[i];
+    const item = tokens[i - 2];
+    if (!inline || !item || inline.type !== 'inline' || tokens[i - 1]?.type !== 'paragraph_open') continue;
+    if (item.type !== 'list_item_open') continue;
+    const match = /^\[([ xX])\]\s/.exec(inline.content);
+    const first = inline.children?.[0];
+    if (!match || !first || first.type !== 'text' || !/^\[([ xX])\]\s/.test(first.content)) {
+      continue;
+    }
+    const checked = match[1] !== ' ';
+    if (!inline.children) continue;
+    first.content = first.content.slice(match[0].length);
+    const checkbox = new state.Token('html_inline', '', 0);
+    checkbox.content = `<input type="checkbox" disabled${checked ? ' checked' : ''} aria-label="${checked ? 'Done' : 'Not done'}"> `;
+    inline.children.unshift(checkbox);
+    item.attrJoin('class', 'task-item');
+  }
+});
+
+const ALLOWED_TAGS = [
+  'a', 'blockquote', 'br', 'button', 'code', 'del', 'div', 'em', 'h1', 'h2', 'h3', 'h4', 'h5',
+  'h6', 'hr', 'input', 'li', 'ol', 'p', 'pre', 's', 'span', 'strong', 'sub', 'sup', 'table',
+  'tbody', 'td', 'th', 'thead', 'tr', 'ul',
+  // KaTeX draws a few glyphs (roots, wide accents, arrows) as inline SVG paths.
+  'svg', 'path', 'line',
+];
+const ALLOWED_ATTR = [
+  'href', 'title', 'class', 'aria-label', 'aria-hidden', 'role', 'checked', 'disabled',
+  'start', 'style', 'viewBox', 'd', 'width', 'height', 'preserveAspectRatio', 'x1', 'x2', 'y1',
+  'y2', 'stroke-width',
+];
+const SAFE_STYLE = /^[\w\s:;.,%#()-]*$/;
+
+let hooksInstalled = false;
+function installHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  DOMPurify.addHook('uponSanitizeAttribute', (node, data) => {
+    const name = data.attrName;
+    if (name === 'style') {
+      // KaTeX positions glyphs with inline styles; nothing else may carry one.
+      const inKatex = typeof node.closest === 'function' && node.closest('.katex') !== null;
+      if (!inKatex || !SAFE_STYLE.test(data.attrValue) || /url|expression|import/i.test(data.attrValue)) {
+        data.keepAttr = false;
+      }
+    } else if (name === 'href' && !isOpenableUrl(data.attrValue)) {
+      data.keepAttr = false;
+    }
+  });
+  DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+    const tag = node.nodeName.toLowerCase();
+    if (tag === 'a') {
+      if (!node.hasAttribute('href')) {
+        node.setAttribute('class', 'inert-link');
+      } else {
+        node.setAttribute('rel', 'noopener noreferrer');
+      }
+    } else if (tag === 'input') {
+      // Only the renderer's read-only task checkboxes exist; force what they are.
+      node.setAttribute('type', 'checkbox');
+      node.setAttribute('disabled', '');
+    } else if (tag === 'button') {
+      node.setAttribute('type', 'button');
+    }
+  });
+}
+
+/** Sanitizes HTML with the reply allow-list. Exported for tests of the sanitizer alone. */
+export function sanitize(html: string): string {
+  installHooks();
+  return DOMPurify.sanitize(html, {
+    ALLOWED_TAGS,
+    ALLOWED_ATTR: [...ALLOWED_ATTR, 'rel'],
+    ALLOWED_URI_REGEXP: /^(?:https:|mailto:)/i,
+    ALLOW_DATA_ATTR: false,
+    ALLOW_ARIA_ATTR: true,
+    ALLOW_UNKNOWN_PROTOCOLS: false,
+    FORBID_TAGS: ['style', 'script', 'iframe', 'object', 'embed', 'form', 'img', 'foreignObject'],
+    FORBID_ATTR: ['srcdoc', 'src', 'action', 'formaction', 'xlink:href'],
+    SAFE_FOR_TEMPLATES: false,
+    WHOLE_DOCUMENT: false,
+    RETURN_TRUSTED_TYPE: false,
+  });
+}
+
+/**
+ * Sanitized HTML of recently seen top-level blocks, keyed by their unsanitized HTML. While a
+ * reply streams only its last block changes, so each update sanitizes one block, not the whole
+ * buffer. Each block is sanitized on its own; sanitized fragments are complete elements, so
+ * joining them cannot form new markup.
+ */
+const sanitizedBlocks = new Map<string, string>();
+const MAX_CACHED_BLOCKS = 400;
+
+function sanitizeBlock(html: string): string {
+  const cached = sanitizedBlocks.get(html);
+  if (cached !== undefined) return cached;
+  const clean = sanitize(html);
+  if (sanitizedBlocks.size >= MAX_CACHED_BLOCKS) {
+    const oldest = sanitizedBlocks.keys().next().value;
+    if (oldest !== undefined) sanitizedBlocks.delete(oldest);
+  }
+  sanitizedBlocks.set(html, clean);
+  return clean;
+}
+
+/** Renders a reply (complete or still streaming) to sanitized HTML. */
+export function renderMarkdown(source: string): string {
+  const env = {};
+  const tokens = md.parse(source, env);
+  let html = '';
+  let start = 0;
+  for (let index = 0; index < tokens.length; index += 1) {
+    const token = tokens[index];
+    // A top-level block ends at a level-0 token that does not open something.
+    if (token && token.level === 0 && token.nesting !== 1) {
+      html += sanitizeBlock(md.renderer.render(tokens.slice(start, index + 1), md.options, env));
+      start = index + 1;
+    }
+  }
+  if (start < tokens.length) {
+    html += sanitizeBlock(md.renderer.render(tokens.slice(start), md.options, env));
+  }
+  return html;
+}
