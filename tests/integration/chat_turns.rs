@@ -1,7 +1,7 @@
 //! A chat turn through the whole core on the real llama.cpp engine: import the tiny Llama 4
 //! fixture into the library, load it, send messages, survive a crash, restart.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cria_core::{AppPaths, Cria, MessageStatus, TurnEvent};
 use cria_engine::CancelToken;
@@ -27,12 +27,12 @@ fn setup() -> Setup {
     }
 }
 
-fn open(data: &PathBuf, allow_test_abort: bool) -> (Cria, EngineHandle) {
+fn open(data: &Path, allow_test_abort: bool) -> (Cria, EngineHandle) {
     let mut options = SupervisorOptions::program(env!("CARGO_BIN_EXE_cria-worker-host"));
     options.allow_test_abort = allow_test_abort;
     let handle = EngineHandle::new(options);
-    let cria =
-        Cria::open_with_engine_handle(AppPaths::in_dir(data.clone()), handle.clone()).unwrap();
+    let cria = Cria::open_with_engine_handle(AppPaths::in_dir(data.to_path_buf()), handle.clone())
+        .unwrap();
     (cria, handle)
 }
 
