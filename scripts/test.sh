@@ -26,9 +26,12 @@ section "rust: tests"
 cargo test --workspace --locked
 
 section "end-to-end: the built app under Xvfb"
-cargo build -p cria-app --locked
-CRIA_APP="$target_dir/debug/cria-app" xvfb-run --auto-servernum --server-args="-screen 0 1100x760x24" \
-    node --test tests/e2e/
+# Same package selection and targets as the test build above, so Cargo resolves the same
+# features and reuses everything (a `-p cria-app` build would rebuild llama.cpp).
+cargo build --workspace --all-targets --locked
+CRIA_APP="$target_dir/debug/cria-app" CRIA_FIXTURE_WRITER="$target_dir/debug/examples/llama4_fixture" \
+    xvfb-run --auto-servernum --server-args="-screen 0 1100x760x24" \
+    node --test --test-concurrency=1 tests/e2e/
 
 section "fuzz: the GGUF reader, a bounded smoke run"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" scripts/fuzz-smoke.sh

@@ -118,10 +118,17 @@ test('a message streams a reply, and the conversation survives a restart', async
 
 test('first run: import a Llama 4 GGUF, load it, and get a reply from llama.cpp', async () => {
   const modelDir = mkdtempSync(join(tmpdir(), 'cria-e2e-model-'));
-  const model = execFileSync(
-    'cargo',
-    ['run', '--quiet', '-p', 'cria-gguf', '--example', 'llama4_fixture', '--', modelDir],
-    { cwd: root, encoding: 'utf8' },
+  // The fixture writer is built with the workspace (scripts/test.sh says where); cargo run is
+  // the fallback when the test runs on its own.
+  const writer = process.env.CRIA_FIXTURE_WRITER;
+  const model = (
+    writer
+      ? execFileSync(writer, [modelDir], { encoding: 'utf8' })
+      : execFileSync(
+          'cargo',
+          ['run', '--quiet', '-p', 'cria-gguf', '--example', 'llama4_fixture', '--', modelDir],
+          { cwd: root, encoding: 'utf8' },
+        )
   ).trim();
   const realEngineData = mkdtempSync(join(tmpdir(), 'cria-e2e-engine-'));
   // A second tauri-driver whose app runs the real engine (no test double) on its own data.
