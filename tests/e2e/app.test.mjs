@@ -132,10 +132,12 @@ test('first run: import a Llama 4 GGUF, load it, and get a reply from llama.cpp'
   ).trim();
   const realEngineData = mkdtempSync(join(tmpdir(), 'cria-e2e-engine-'));
   // A second tauri-driver whose app runs the real engine (no test double) on its own data.
-  const enginePort = port + 1;
+  // Ports apart from the first driver's (4444, and 4445 for its WebKitWebDriver) and the UI
+  // test's (4446, 4447).
+  const enginePort = port + 16;
   const engineDriver = spawn(
     'tauri-driver',
-    ['--port', String(enginePort), '--native-port', String(enginePort + 100)],
+    ['--port', String(enginePort), '--native-port', String(enginePort + 1)],
     {
       env: { ...process.env, CRIA_DATA_DIR: realEngineData, CRIA_TEST_ENGINE: '' },
       stdio: ['ignore', 'inherit', 'inherit'],
@@ -147,7 +149,12 @@ test('first run: import a Llama 4 GGUF, load it, and get a reply from llama.cpp'
       alwaysMatch: { 'tauri:options': { application: app } },
     });
     try {
-      // With no model yet, the models panel opens by itself.
+      // With no model yet, the header offers to choose one.
+      const chooser = await driver.waitFor('the model chooser', async () => {
+        const text = await driver.textOf('[data-testid="open-models"]');
+        return text?.includes('Choose a model') ? driver.find('[data-testid="open-models"]') : null;
+      });
+      await driver.click(chooser);
       const pathInput = await driver.waitFor('the first-run model import', () =>
         driver.find('[data-testid="model-path"]'),
       );
