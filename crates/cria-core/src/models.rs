@@ -100,6 +100,12 @@ impl Cria {
     /// Every model in the library with its fit verdict for this machine, the active one marked.
     pub async fn list_models(&self) -> Result<Vec<ModelSummary>> {
         let library = Arc::clone(&self.library);
+        let listed = Arc::clone(&library);
+        // Asking llama.cpp for GPUs starts the engine's worker: only worth it when there is a
+        // model to judge (a first start lists nothing and starts no process).
+        if run_blocking(move || listed.models()).await?.is_empty() {
+            return Ok(Vec::new());
+        }
         let machine = self.this_machine().await;
         let rows = run_blocking(move || library.listing(&machine)).await?;
         let active = self.active_model_id().await?;
@@ -174,10 +180,14 @@ impl Cria {
         let Some(handle) = &self.engine_handle else {
             return Ok(None);
         };
+        // Only a chosen model is ever loaded; without one, asking would start the worker for
+        // nothing.
+        let Some(id) = self.active_model_id().await? else {
+            return Ok(None);
+        };
         let Some(info) = handle.status().await? else {
             return Ok(None);
         };
-        let id = self.active_model_id().await?.unwrap_or_default();
         Ok(Some(LoadedModel::new(id, info)))
     }
 
