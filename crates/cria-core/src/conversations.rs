@@ -134,7 +134,7 @@ impl Cria {
                 ExportFormat::Markdown => store.export_markdown(id)?,
                 ExportFormat::Json => store.export_json_string(id, ExportOptions::default())?,
             };
-            Ok((conversation.title, text))
+            Ok::<_, cria_store::StoreError>((conversation.title, text))
         })
         .await
         .and_then(|(title, text)| write_export(&folder, &title, id, format, &text))

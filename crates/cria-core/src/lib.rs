@@ -167,13 +167,14 @@ fn test_engine_from_env() -> Result<Option<Arc<dyn Engine>>> {
 }
 
 /// Runs SQLite work off the async runtime's worker threads.
-pub(crate) async fn blocking<T, F>(work: F) -> Result<T>
+pub(crate) async fn blocking<T, E, F>(work: F) -> Result<T>
 where
     T: Send + 'static,
-    F: FnOnce() -> cria_store::Result<T> + Send + 'static,
+    E: Into<CoreError> + Send + 'static,
+    F: FnOnce() -> std::result::Result<T, E> + Send + 'static,
 {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|join_error| CoreError::Internal(join_error.to_string()))?
-        .map_err(CoreError::from)
+        .map_err(Into::into)
 }

@@ -87,7 +87,7 @@ impl Cria {
     /// a vision projector in the same folder is paired automatically.
     pub async fn import_model(&self, path: PathBuf) -> Result<ModelSummary> {
         let library = Arc::clone(&self.library);
-        let entry = run_blocking(move || library.import(&path, ImportMode::Reference)).await?;
+        let entry = crate::blocking(move || library.import(&path, ImportMode::Reference)).await?;
         let models = self.list_models().await?;
         models
             .into_iter()
@@ -103,11 +103,11 @@ impl Cria {
         let listed = Arc::clone(&library);
         // Asking llama.cpp for GPUs starts the engine's worker: only worth it when there is a
         // model to judge (a first start lists nothing and starts no process).
-        if run_blocking(move || listed.models()).await?.is_empty() {
+        if crate::blocking(move || listed.models()).await?.is_empty() {
             return Ok(Vec::new());
         }
         let machine = self.this_machine().await;
-        let rows = run_blocking(move || library.listing(&machine)).await?;
+        let rows = crate::blocking(move || library.listing(&machine)).await?;
         let active = self.active_model_id().await?;
         Ok(rows
             .into_iter()
@@ -157,7 +157,7 @@ impl Cria {
             crate::blocking(move || store.remove_setting(ACTIVE_MODEL_SETTING).map(|_| ())).await?;
         }
         let library = Arc::clone(&self.library);
-        run_blocking(move || library.remove(&id)).await
+        crate::blocking(move || library.remove(&id)).await
     }
 
     /// Loads a library model into the engine now and remembers it for later starts.
@@ -213,7 +213,7 @@ impl Cria {
     async fn load_options(&self, id: &str) -> Result<LoadOptions> {
         let library = Arc::clone(&self.library);
         let id = id.to_string();
-        let (files, mmproj) = run_blocking(move || {
+        let (files, mmproj) = crate::blocking(move || {
             let entry = library
                 .models()?
                 .into_iter()
@@ -238,15 +238,4 @@ impl Cria {
         let store = Arc::clone(&self.store);
         crate::blocking(move || store.get_setting(ACTIVE_MODEL_SETTING)).await
     }
-}
-
-async fn run_blocking<T, F>(work: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> cria_models::Result<T> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|join_error| CoreError::Internal(join_error.to_string()))?
-        .map_err(CoreError::from)
 }
