@@ -1,4 +1,4 @@
--- user_version 3
+-- user_version 4
 
 -- index attachments_by_blob on attachments
 CREATE INDEX attachments_by_blob ON attachments (sha256);
@@ -9,6 +9,12 @@ CREATE INDEX attachments_by_message ON attachments (message_id, id);
 -- index attachments_by_thumbnail on attachments
 CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
     WHERE thumbnail_sha256 IS NOT NULL;
+
+-- index citations_by_attachment on citations
+CREATE INDEX citations_by_attachment ON citations (attachment_id);
+
+-- index citations_by_message on citations
+CREATE INDEX citations_by_message ON citations (message_id, span_start);
 
 -- index conversations_recent on conversations
 CREATE INDEX conversations_recent ON conversations (archived, pinned DESC, updated_at_ms DESC, id DESC);
@@ -21,6 +27,9 @@ CREATE INDEX messages_by_parent ON messages (parent_id, id);
 
 -- index messages_streaming on messages
 CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
+
+-- index prepared_images_by_image on prepared_images
+CREATE INDEX prepared_images_by_image ON prepared_images (image_sha256);
 
 -- table attachments on attachments
 CREATE TABLE attachments (
@@ -59,6 +68,16 @@ CREATE TABLE 'chunks_fts_docsize'(id INTEGER PRIMARY KEY, sz BLOB, origin INTEGE
 
 -- table chunks_fts_idx on chunks_fts_idx
 CREATE TABLE 'chunks_fts_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
+
+-- table citations on citations
+CREATE TABLE citations (
+    id            INTEGER PRIMARY KEY,
+    message_id    INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    span_start    INTEGER NOT NULL CHECK (span_start >= 0),
+    span_end      INTEGER NOT NULL CHECK (span_end >= span_start),
+    attachment_id INTEGER NOT NULL REFERENCES attachments (id) ON DELETE CASCADE,
+    page_number   INTEGER NOT NULL CHECK (page_number >= 1)
+) STRICT;
 
 -- table conversations on conversations
 CREATE TABLE conversations (
@@ -118,7 +137,7 @@ CREATE TABLE messages (
     route             TEXT,
     created_at_ms     INTEGER NOT NULL,
     finished_at_ms    INTEGER
-) STRICT;
+, prompt_text TEXT, prompt_images TEXT, reused_tokens INTEGER CHECK (reused_tokens >= 0), route_reason TEXT, notices TEXT) STRICT;
 
 -- table messages_fts on messages_fts
 CREATE VIRTUAL TABLE messages_fts USING fts5 (
@@ -136,6 +155,16 @@ CREATE TABLE 'messages_fts_docsize'(id INTEGER PRIMARY KEY, sz BLOB, origin INTE
 
 -- table messages_fts_idx on messages_fts_idx
 CREATE TABLE 'messages_fts_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
+
+-- table prepared_images on prepared_images
+CREATE TABLE prepared_images (
+    source_sha256 TEXT    NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE,
+    page_number   INTEGER NOT NULL CHECK (page_number >= 1),
+    image_sha256  TEXT    NOT NULL REFERENCES blobs (sha256),
+    width         INTEGER NOT NULL CHECK (width >= 1),
+    height        INTEGER NOT NULL CHECK (height >= 1),
+    PRIMARY KEY (source_sha256, page_number)
+) STRICT, WITHOUT ROWID;
 
 -- table settings on settings
 CREATE TABLE settings (

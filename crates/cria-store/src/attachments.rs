@@ -360,7 +360,8 @@ pub(crate) fn collect_garbage(conn: &mut Connection, dir: &BlobDir) -> Result<Ga
         let mut statement = tx.prepare(
             "SELECT sha256, size FROM blobs b \
              WHERE NOT EXISTS (SELECT 1 FROM attachments a WHERE a.sha256 = b.sha256) \
-             AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.thumbnail_sha256 = b.sha256)",
+             AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.thumbnail_sha256 = b.sha256) \
+             AND NOT EXISTS (SELECT 1 FROM prepared_images p WHERE p.image_sha256 = b.sha256)",
         )?;
         statement
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?

@@ -32,6 +32,7 @@ mod search;
 mod settings;
 mod stream;
 mod transfer;
+mod turn_context;
 
 #[cfg(test)]
 mod tests;
@@ -57,6 +58,7 @@ pub use transfer::{
     ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportOptions, ExportedAttachment,
     ExportedConversation, ExportedDocument, ExportedMessage, MAX_IMPORT_BYTES,
 };
+pub use turn_context::{Citation, PreparedImageRef, PromptView};
 
 /// Errors from the store. Messages say what happened and what the user can do.
 #[derive(Debug, thiserror::Error)]
@@ -588,6 +590,68 @@ impl Store {
 
     pub fn document_chunks(&self, sha256: &str) -> Result<Vec<DocumentChunk>> {
         self.with_read(|tx| documents::chunks(tx, sha256))
+    }
+
+    // --- Turn context ----------------------------------------------------------------------
+
+    /// Records what the model was shown for the user message `id`.
+    pub fn set_prompt_view(&self, id: MessageId, view: &PromptView) -> Result<()> {
+        self.with_tx(|tx| turn_context::set_prompt_view(tx, id, view))
+    }
+
+    pub fn prompt_view(&self, id: MessageId) -> Result<PromptView> {
+        self.with_read(|tx| turn_context::prompt_view(tx, id))
+    }
+
+    /// Replaces the notes shown to the user with a reply.
+    pub fn set_notices(&self, id: MessageId, notices: &[String]) -> Result<()> {
+        self.with_tx(|tx| turn_context::set_notices(tx, id, notices))
+    }
+
+    /// Stores an image prepared for the vision encoder (PNG bytes from `reader`) as page
+    /// `page_number` of the stored file `source_sha256`.
+    pub fn put_prepared_image(
+        &self,
+        source_sha256: &str,
+        page_number: u32,
+        width: u32,
+        height: u32,
+        reader: impl Read,
+    ) -> Result<PreparedImageRef> {
+        let staged = self.stage_blob(reader)?;
+        self.with_tx_and_blobs(|tx, blobs| {
+            let blob = attachments::commit(tx, blobs, &staged)?;
+            let image = PreparedImageRef {
+                source_sha256: source_sha256.to_string(),
+                page_number,
+                image_sha256: blob.sha256,
+                width,
+                height,
+            };
+            turn_context::put_prepared_image(tx, &image)?;
+            Ok(image)
+        })
+    }
+
+    /// The prepared images made from the stored file `source_sha256`, by page.
+    pub fn prepared_images(&self, source_sha256: &str) -> Result<Vec<PreparedImageRef>> {
+        self.with_read(|tx| turn_context::prepared_images(tx, source_sha256))
+    }
+
+    pub fn set_citations(&self, message: MessageId, citations: &[Citation]) -> Result<()> {
+        self.with_tx(|tx| turn_context::replace_citations(tx, message, citations))
+    }
+
+    pub fn citations(&self, message: MessageId) -> Result<Vec<Citation>> {
+        self.with_read(|tx| turn_context::citations(tx, message))
+    }
+
+    /// Makes a finished reply `streaming` again so that more text can be appended to it.
+    pub fn reopen_reply(&self, id: MessageId) -> Result<Message> {
+        self.with_tx(|tx| {
+            turn_context::reopen_reply(tx, id)?;
+            messages::get(tx, id)
+        })
     }
 
     // --- Search --------------------------------------------------------------------------

@@ -86,6 +86,10 @@ pub struct GenerationStats {
     pub tokens_per_second: Option<f64>,
     /// Which engine path produced the reply (for example `fast` or `vision`).
     pub route: Option<String>,
+    /// Prompt positions taken from the engine's cache instead of being processed again.
+    pub reused_tokens: Option<u32>,
+    /// Why the reply went to this model ("the message has an image", "pinned by you", …).
+    pub route_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +105,9 @@ pub struct Message {
     pub stats: GenerationStats,
     pub created_at_ms: i64,
     pub finished_at_ms: Option<i64>,
+    /// For replies: what the user should know about the context it was written from
+    /// (material left out of the prompt, images the model could not see).
+    pub notices: Vec<String>,
 }
 
 /// A message on the visible branch with its place among its siblings ("‹ 2/3 ›").
@@ -122,7 +129,7 @@ pub struct Siblings {
 
 pub(crate) const COLUMNS: &str = "id, conversation_id, parent_id, role, content, status, model_id, \
      error, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, route, created_at_ms, \
-     finished_at_ms";
+     finished_at_ms, reused_tokens, route_reason, notices";
 
 pub(crate) fn invalid(column: usize, value: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -150,10 +157,23 @@ pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
             ttft_ms: row.get(10)?,
             tokens_per_second: row.get(11)?,
             route: row.get(12)?,
+            reused_tokens: row.get(15)?,
+            route_reason: row.get(16)?,
         },
         created_at_ms: row.get(13)?,
         finished_at_ms: row.get(14)?,
+        notices: parse_notices(row.get(17)?),
     })
+}
+
+/// Notices are stored as a JSON array; anything else (a hand-edited database) reads as none.
+fn parse_notices(json: Option<String>) -> Vec<String> {
+    json.and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
+pub(crate) fn notices_json(notices: &[String]) -> Option<String> {
+    (!notices.is_empty()).then(|| serde_json::Value::from(notices.to_vec()).to_string())
 }
 
 pub(crate) fn get(conn: &Connection, id: MessageId) -> Result<Message> {
@@ -209,8 +229,8 @@ pub(crate) fn insert(conn: &Connection, new: &NewMessage<'_>) -> Result<MessageI
     conn.prepare_cached(
         "INSERT INTO messages (conversation_id, parent_id, role, content, status, error, \
          model_id, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, route, \
-         created_at_ms, finished_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         created_at_ms, finished_at_ms, reused_tokens, route_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         new.conversation.0,
@@ -227,6 +247,8 @@ pub(crate) fn insert(conn: &Connection, new: &NewMessage<'_>) -> Result<MessageI
         new.stats.route,
         new.created_at_ms,
         new.finished_at_ms,
+        new.stats.reused_tokens,
+        new.stats.route_reason,
     ])?;
     Ok(MessageId(conn.last_insert_rowid()))
 }
@@ -317,7 +339,8 @@ pub(crate) fn finish(
     let changed = conn.execute(
         "UPDATE messages SET status = ?1, error = ?2, \
          model_id = COALESCE(?3, model_id), prompt_tokens = ?4, completion_tokens = ?5, \
-         ttft_ms = ?6, tokens_per_second = ?7, route = COALESCE(?8, route), finished_at_ms = ?9 \
+         ttft_ms = ?6, tokens_per_second = ?7, route = COALESCE(?8, route), finished_at_ms = ?9, \
+         reused_tokens = ?11, route_reason = COALESCE(?12, route_reason) \
          WHERE id = ?10 AND status = 'streaming'",
         params![
             status.as_str(),
@@ -329,7 +352,9 @@ pub(crate) fn finish(
             stats.tokens_per_second,
             stats.route,
             now_ms(),
-            id.0
+            id.0,
+            stats.reused_tokens,
+            stats.route_reason,
         ],
     )?;
     if changed == 0 {

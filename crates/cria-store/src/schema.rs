@@ -17,6 +17,7 @@ const MIGRATION_SCRIPTS: &[&str] = &[
     include_str!("../migrations/0001_conversations.sql"),
     include_str!("../migrations/0002_attachments_documents_settings.sql"),
     include_str!("../migrations/0003_search.sql"),
+    include_str!("../migrations/0004_turn_context.sql"),
 ];
 
 /// The schema version a freshly opened store has (`PRAGMA user_version`).

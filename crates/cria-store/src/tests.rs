@@ -349,6 +349,8 @@ fn edit_and_regenerate_add_siblings_and_switching_shows_any_branch() {
         ttft_ms: Some(80),
         tokens_per_second: Some(42.5),
         route: Some("fast".into()),
+        reused_tokens: Some(8),
+        route_reason: Some("plain text goes to the fast model".into()),
     };
     let finished = stream
         .finish(MessageStatus::Complete, None, &stats)
@@ -1195,6 +1197,8 @@ fn arb_message() -> impl Strategy<Value = ArbMessage> {
                     ttft_ms: s.3,
                     tokens_per_second: s.4,
                     route: s.5,
+                    reused_tokens: None,
+                    route_reason: None,
                 },
                 attachment,
             },
@@ -1250,5 +1254,99 @@ proptest! {
         prop_assert_eq!(&second, &first);
         let visible = |s: &Store, c| s.active_path(c).unwrap().into_iter().map(|m| m.content).collect::<Vec<_>>();
         prop_assert_eq!(visible(&other, imported), visible(&store, conversation.id));
+    }
+}
+
+mod turn_context {
+    use super::*;
+    use crate::{AttachmentKind, AttachmentMeta, Citation, PromptView};
+
+    fn file_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cria.sqlite3")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_prompt_view_round_trips_and_defaults_to_the_content() {
+        let (_dir, store) = file_store();
+        let (_, user, _) = user_and_reply(&store, "question", "answer");
+        assert_eq!(store.prompt_view(user.id).unwrap(), PromptView::default());
+        let view = PromptView {
+            text: Some("<document>…</document>\nquestion".into()),
+            images: vec!["a".repeat(64)],
+        };
+        store.set_prompt_view(user.id, &view).unwrap();
+        assert_eq!(store.prompt_view(user.id).unwrap(), view);
+        let bad = PromptView {
+            text: None,
+            images: vec!["../../etc/passwd".into()],
+        };
+        assert!(matches!(
+            store.set_prompt_view(user.id, &bad),
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn prepared_images_survive_garbage_collection_while_their_source_is_attached() {
+        let (_dir, store) = file_store();
+        let (_, user, reply) = user_and_reply(&store, "look", "ok");
+        let meta = AttachmentMeta {
+            original_name: "shot.png".into(),
+            mime: "image/png".into(),
+            kind: AttachmentKind::Image,
+        };
+        let attachment = store
+            .add_attachment(user.id, &meta, &b"original bytes"[..])
+            .unwrap();
+        let prepared = store
+            .put_prepared_image(&attachment.sha256, 1, 4, 2, &b"small png"[..])
+            .unwrap();
+        assert_eq!(
+            store.prepared_images(&attachment.sha256).unwrap(),
+            [prepared.clone()]
+        );
+        let report = store.collect_garbage().unwrap();
+        assert_eq!(report.blobs_removed, 0);
+        assert!(store.blob_path(&prepared.image_sha256).is_ok());
+
+        store
+            .set_citations(
+                reply.id,
+                &[Citation {
+                    span_start: 0,
+                    span_end: 2,
+                    attachment_id: attachment.id,
+                    page_number: 1,
+                }],
+            )
+            .unwrap();
+        assert_eq!(store.citations(reply.id).unwrap().len(), 1);
+
+        // Deleting the conversation frees the original first, then the prepared image.
+        store.delete_conversation(user.conversation_id).unwrap();
+        store.collect_garbage().unwrap();
+        store.collect_garbage().unwrap();
+        assert!(store.blob_path(&attachment.sha256).is_err());
+        assert!(store.blob_path(&prepared.image_sha256).is_err());
+    }
+
+    #[test]
+    fn a_finished_reply_can_be_reopened_for_continuation_but_a_user_message_cannot() {
+        let (_dir, store) = file_store();
+        let (_, user, reply) = user_and_reply(&store, "count", "1 2 3");
+        store
+            .set_notices(reply.id, &["Pages 4–9 were left out.".into()])
+            .unwrap();
+        let reopened = store.reopen_reply(reply.id).unwrap();
+        assert_eq!(reopened.status, MessageStatus::Streaming);
+        assert_eq!(reopened.notices, ["Pages 4–9 were left out."]);
+        store.append_text(reply.id, " 4").unwrap();
+        store
+            .finalize_message(reply.id, MessageStatus::Complete, None)
+            .unwrap();
+        assert_eq!(store.get_message(reply.id).unwrap().content, "1 2 3 4");
+        assert!(store.reopen_reply(user.id).is_err());
     }
 }
