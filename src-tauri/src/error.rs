@@ -31,7 +31,7 @@ impl From<CoreError> for IpcError {
             CoreError::Store(_) => ErrorKind::Storage,
             CoreError::Engine(_) => ErrorKind::Engine,
             CoreError::Models(_) => ErrorKind::Model,
-            CoreError::InvalidInput(_) => ErrorKind::InvalidInput,
+            CoreError::InvalidInput(_) | CoreError::Attachment { .. } => ErrorKind::InvalidInput,
             CoreError::NoDataDir | CoreError::Internal(_) => ErrorKind::Internal,
         };
         IpcError {

@@ -116,25 +116,75 @@ impl From<TurnStarted> for TurnStartedDto {
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(tag = "event", content = "data", rename_all = "camelCase")]
 pub enum TurnEventDto {
+    /// An attachment is being read (before `started`).
+    #[serde(rename_all = "camelCase")]
+    Preparing {
+        file_name: String,
+        done_pages: u32,
+        total_pages: u32,
+    },
     Started(TurnStartedDto),
     Token {
         text: String,
+    },
+    /// What the user should know about the reply's context, and its page citations.
+    Summary {
+        notices: Vec<String>,
+        citations: Vec<CitationDto>,
     },
     Finished {
         status: MessageStatusDto,
         error: Option<String>,
     },
+    /// The conversation was given a title by the model.
+    Titled {
+        title: String,
+    },
+}
+
+/// A span of a reply that cites a page of an attached document.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CitationDto {
+    /// Byte offsets into the reply's text.
+    pub span_start: u32,
+    pub span_end: u32,
+    pub attachment_id: i64,
+    pub file_name: String,
+    pub page_number: u32,
+}
+
+impl From<cria_core::CitationView> for CitationDto {
+    fn from(citation: cria_core::CitationView) -> Self {
+        CitationDto {
+            span_start: citation.span_start,
+            span_end: citation.span_end,
+            attachment_id: citation.attachment_id.0,
+            file_name: citation.file_name,
+            page_number: citation.page_number,
+        }
+    }
 }
 
 impl From<TurnEvent> for TurnEventDto {
     fn from(event: TurnEvent) -> Self {
         match event {
+            TurnEvent::Preparing(progress) => TurnEventDto::Preparing {
+                file_name: progress.file_name,
+                done_pages: progress.done_pages,
+                total_pages: progress.total_pages,
+            },
             TurnEvent::Started(started) => TurnEventDto::Started(started.into()),
             TurnEvent::Token(text) => TurnEventDto::Token { text },
+            TurnEvent::Summary(summary) => TurnEventDto::Summary {
+                notices: summary.notices,
+                citations: summary.citations.into_iter().map(Into::into).collect(),
+            },
             TurnEvent::Finished { status, error } => TurnEventDto::Finished {
                 status: status.into(),
                 error,
             },
+            TurnEvent::Titled(title) => TurnEventDto::Titled { title },
         }
     }
 }
@@ -348,6 +398,7 @@ pub fn typescript_bindings() -> String {
         MessageDto::decl(&config),
         TurnStartedDto::decl(&config),
         TurnEventDto::decl(&config),
+        CitationDto::decl(&config),
         ModelSummaryDto::decl(&config),
         LoadedModelDto::decl(&config),
         SnippetPartDto::decl(&config),

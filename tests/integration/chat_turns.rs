@@ -57,7 +57,7 @@ async fn turn(
             |event| match event {
                 TurnEvent::Token(piece) => streamed.push_str(&piece),
                 TurnEvent::Finished { status, error } => finished = Some((status, error)),
-                TurnEvent::Started(_) => {}
+                _ => {}
             },
         )
         .await

@@ -158,6 +158,7 @@ async fn stream_reply(
         sampling,
         stop: args.stop.clone(),
         ignore_eos: false,
+        continue_reply: false,
     };
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let generation = engine.generate(request, sender, CancelToken::default());

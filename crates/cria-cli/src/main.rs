@@ -138,7 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         let _ = stdout.flush();
                     }
                     TurnEvent::Finished { error, .. } => failure = error,
-                    TurnEvent::Started(_) => {}
+                    _ => {}
                 },
             )
             .await?;

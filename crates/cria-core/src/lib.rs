@@ -3,10 +3,15 @@
 //!
 //! Architecture Invariant: `cria-core` knows nothing of Tauri, IPC or TypeScript.
 
+mod attach;
 mod chat;
+mod citations;
+pub mod context;
 mod conversations;
 mod models;
 mod paths;
+pub mod routing;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,13 +19,19 @@ use std::sync::{Arc, Mutex};
 use cria_engine::{CancelToken, Engine, EngineHandle, ScriptedEngine, SupervisorOptions};
 use cria_store::Store;
 
-pub use chat::{TurnEvent, TurnStarted};
+pub use attach::{AttachmentInput, IngestProgress, MAX_ATTACHMENTS_PER_MESSAGE};
+pub use chat::{
+    AUTO_TITLE_SETTING, CitationView, MIN_P_SETTING, SYSTEM_PROMPT_SETTING, TEMPERATURE_SETTING,
+    TOP_P_SETTING, TurnEvent, TurnRequest, TurnStarted, TurnSummary,
+};
+pub use routing::{FAST_PROFILE_SETTING, ModelPin, VISION_PROFILE_SETTING};
+pub use views::{AttachmentSummary, MessageView, PagePreview};
 pub use conversations::{
     EXPORTS_DIR, ExportFormat, MAX_QUERY_CHARS, MAX_SEARCH_RESULTS, Theme, checked_external_url,
 };
 pub use cria_store::{
-    Conversation, ConversationId, Message, MessageId, MessageStatus, Role, SearchHit, SearchSource,
-    StoreError,
+    Attachment, AttachmentId, AttachmentKind, Conversation, ConversationId, GenerationStats,
+    Message, MessageId, MessageStatus, PathEntry, Role, SearchHit, SearchSource, StoreError,
 };
 pub use models::{ACTIVE_MODEL_SETTING, LoadedModel, ModelSummary};
 pub use paths::AppPaths;
@@ -36,6 +47,9 @@ pub enum CoreError {
     Models(#[from] cria_models::ModelsError),
     #[error("{0}")]
     InvalidInput(String),
+    /// A file the user attached cannot be used; nothing was stored.
+    #[error("{file}: {reason}")]
+    Attachment { file: String, reason: String },
     #[error("no folder for Cria's data could be found; set CRIA_DATA_DIR")]
     NoDataDir,
     #[error("internal error: {0}")]
@@ -48,7 +62,7 @@ pub type Result<T> = std::result::Result<T, CoreError>;
 /// was started as one of Cria's worker processes (the llama.cpp engine), it runs that worker
 /// and returns its exit code; otherwise `None` and `main` goes on.
 pub fn worker_main_if_requested() -> Option<std::process::ExitCode> {
-    cria_engine::worker_main_if_requested()
+    cria_engine::worker_main_if_requested().or_else(cria_ingest::worker_main_if_requested)
 }
 
 /// Environment variable that selects a test double for the engine. Only tests set it.
@@ -69,6 +83,8 @@ pub struct Cria {
     gpu_devices: Arc<tokio::sync::OnceCell<Vec<cria_engine::DeviceInfo>>>,
     /// Replies being generated now, by reply id, so a stop request can reach them.
     running: Arc<Mutex<HashMap<MessageId, CancelToken>>>,
+    /// The program run as the ingest worker; `None`: this executable.
+    ingest_worker: Option<std::path::PathBuf>,
 }
 
 impl Cria {
@@ -104,7 +120,24 @@ impl Cria {
             engine_handle: None,
             gpu_devices: Arc::default(),
             running: Arc::default(),
+            ingest_worker: None,
         })
+    }
+
+    /// Parses attachments with `program` (started with the ingest worker flag) instead of this
+    /// executable: for tests, whose executable is a test harness.
+    pub fn with_ingest_worker(mut self, program: impl Into<std::path::PathBuf>) -> Self {
+        self.ingest_worker = Some(program.into());
+        self
+    }
+
+    pub(crate) fn ingest_client(&self) -> Result<cria_ingest::IngestClient> {
+        match &self.ingest_worker {
+            Some(program) => Ok(cria_ingest::IngestClient::with_worker_program(program)),
+            None => cria_ingest::IngestClient::new().map_err(|error| {
+                CoreError::Internal(format!("cannot start the file reader: {error}"))
+            }),
+        }
     }
 
     /// Asks the reply `reply` to stop. Returns false when it is not being generated (any more).

@@ -191,23 +191,25 @@ impl Cria {
         Ok(Some(LoadedModel::new(id, info)))
     }
 
-    /// Before a reply: loads the remembered model when the engine has none (first message after
-    /// a start, or after a crash took the worker down). Returns the model id for the reply's
-    /// stats; `None` with a test double.
-    pub(crate) async fn ensure_model_loaded(&self) -> Result<Option<String>> {
-        let Some(handle) = &self.engine_handle else {
-            return Ok(None);
-        };
+    /// Before a reply routed to `id`: makes it the loaded model (loading it when another one, or
+    /// none, is loaded) and remembers it. Returns its context size in tokens.
+    pub(crate) async fn ensure_model(&self, id: &str) -> Result<u32> {
+        let handle = self
+            .engine_handle
+            .as_ref()
+            .ok_or_else(|| CoreError::Internal("no engine can load models".into()))?;
         let active = self.active_model_id().await?;
-        if handle.status().await?.is_some() {
-            return Ok(active);
+        if active.as_deref() == Some(id)
+            && let Some(info) = handle.status().await?
+        {
+            return Ok(info.n_ctx);
         }
-        let Some(id) = active else {
-            return Err(cria_engine::EngineError::NoModelLoaded.into());
-        };
-        let options = self.load_options(&id).await?;
-        handle.load(options).await?;
-        Ok(Some(id))
+        let options = self.load_options(id).await?;
+        let info = handle.load(options).await?;
+        let store = Arc::clone(&self.store);
+        let remembered = id.to_string();
+        crate::blocking(move || store.set_setting(ACTIVE_MODEL_SETTING, &remembered)).await?;
+        Ok(info.n_ctx)
     }
 
     async fn load_options(&self, id: &str) -> Result<LoadOptions> {

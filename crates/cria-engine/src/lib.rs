@@ -245,6 +245,10 @@ pub struct GenerateRequest {
     /// fixed number of tokens; chat leaves it off).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// The last message is an assistant reply cut short: generate more of it (its text is the
+    /// start of the model's turn, not a finished turn).
+    #[serde(default)]
+    pub continue_reply: bool,
 }
 
 impl GenerateRequest {
@@ -256,6 +260,7 @@ impl GenerateRequest {
             sampling: Sampling::default(),
             stop: Vec::new(),
             ignore_eos: false,
+            continue_reply: false,
         }
     }
 

@@ -45,7 +45,7 @@ use crate::protocol::{
 };
 use crate::text::{StopMatcher, StopScan, Utf8Stream, message_content, render_plain_prompt};
 use crate::{
-    ChatMessage, DeviceInfo, EngineError, FinishReason, GenerateOutcome, GenerateRequest,
+    ChatMessage, ChatRole, DeviceInfo, EngineError, FinishReason, GenerateOutcome, GenerateRequest,
     ImageInput, LoadOptions, ModelInfo, Sampling,
 };
 
@@ -428,7 +428,7 @@ impl<'a> WorkerEngine<'a> {
                     self.send(event);
                 }
                 WorkerRequest::Render { messages } => {
-                    let event = match render_prompt(&loaded, &messages, mtmd_default_marker()) {
+                    let event = match render_prompt(&loaded, &messages, mtmd_default_marker(), false) {
                         Ok(prompt) => WorkerEvent::Rendered { prompt },
                         Err(error) => WorkerEvent::Error(error),
                     };
@@ -598,7 +598,7 @@ impl<'a> WorkerEngine<'a> {
             return Err(EngineError::NoVisionProjector);
         }
         let marker = mtmd_default_marker();
-        let prompt = render_prompt(loaded, &request.messages, marker)?;
+        let prompt = render_prompt(loaded, &request.messages, marker, request.continue_reply)?;
         let units = tokenize_prompt(loaded, &prompt, &request, marker)?;
         if units.is_empty() {
             return Err(EngineError::InvalidRequest("the prompt is empty".into()));
@@ -885,11 +885,15 @@ fn choose_template(model: &LlamaModel, architecture: &str) -> TemplateChoice {
     }
 }
 
-/// Renders the conversation with the chosen template; images become media markers.
+/// Renders the conversation with the chosen template; images become media markers. With
+/// `continue_reply`, a final assistant message is left open: the template renders the turns
+/// before it and the assistant header, and its text follows unterminated, so the model carries
+/// on where it stopped.
 fn render_prompt(
     loaded: &Loaded<'_>,
     messages: &[ChatMessage],
     marker: &str,
+    continue_reply: bool,
 ) -> Result<String, EngineError> {
     // A user typing the marker must not be able to smuggle in an image slot.
     let sanitized: Vec<ChatMessage> = messages
@@ -900,11 +904,17 @@ fn render_prompt(
             images: message.images.clone(),
         })
         .collect();
+    let (turns, open_reply) = match sanitized.split_last() {
+        Some((last, before)) if continue_reply && last.role == ChatRole::Assistant => {
+            (before, message_content(last, marker))
+        }
+        _ => (sanitized.as_slice(), String::new()),
+    };
     let template = match &loaded.template {
         TemplateChoice::Model(template) | TemplateChoice::BuiltIn(_, template) => template,
-        TemplateChoice::Plain => return Ok(render_plain_prompt(&sanitized, marker)),
+        TemplateChoice::Plain => return Ok(render_plain_prompt(turns, marker) + &open_reply),
     };
-    let chat = sanitized
+    let chat = turns
         .iter()
         .map(|message| {
             LlamaChatMessage::new(
@@ -917,6 +927,7 @@ fn render_prompt(
     loaded
         .model
         .apply_chat_template(template, &chat, true)
+        .map(|rendered| rendered + &open_reply)
         .map_err(|error| EngineError::Decode(format!("applying the chat template: {error}")))
 }
 

@@ -12,6 +12,10 @@ ALTER TABLE messages ADD COLUMN prompt_images TEXT;
 ALTER TABLE messages ADD COLUMN reused_tokens INTEGER CHECK (reused_tokens >= 0);
 ALTER TABLE messages ADD COLUMN route_reason TEXT;
 ALTER TABLE messages ADD COLUMN notices TEXT;
+-- For replies: the first message of the conversation that was in its prompt (older ones were
+-- left out to fit the context). The next turn starts no earlier, so its prompt keeps the same
+-- prefix and the engine's cache stays valid.
+ALTER TABLE messages ADD COLUMN context_from_id INTEGER REFERENCES messages (id) ON DELETE SET NULL;
 
 -- Images ready for the vision encoder (downscaled RGB stored as PNG) made from a stored file:
 -- page 1 of an image file, or a rendered PDF page without a usable text layer. Kept so a

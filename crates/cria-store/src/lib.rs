@@ -52,7 +52,9 @@ pub use documents::{DocumentChunk, DocumentPage, NewChunk};
 pub use messages::{
     GenerationStats, MAX_DEPTH, Message, MessageId, MessageStatus, PathEntry, Role, Siblings,
 };
-pub use search::{RANKED_MATCHES, SearchHit, SearchSource, fts_query, search_text};
+pub use search::{
+    RANKED_MATCHES, SearchHit, SearchSource, fts_query, retrieval_query, search_text,
+};
 pub use stream::{ReplyStream, StreamPolicy};
 pub use transfer::{
     ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportOptions, ExportedAttachment,
@@ -646,6 +648,16 @@ impl Store {
         self.with_read(|tx| turn_context::citations(tx, message))
     }
 
+    /// Records the first message that was in the prompt of the reply `reply`.
+    pub fn set_context_from(&self, reply: MessageId, from: MessageId) -> Result<()> {
+        self.with_tx(|tx| turn_context::set_context_from(tx, reply, from))
+    }
+
+    /// The first message that was in the prompt of `reply`, when older ones were left out.
+    pub fn context_from(&self, reply: MessageId) -> Result<Option<MessageId>> {
+        self.with_read(|tx| turn_context::context_from(tx, reply))
+    }
+
     /// Makes a finished reply `streaming` again so that more text can be appended to it.
     pub fn reopen_reply(&self, id: MessageId) -> Result<Message> {
         self.with_tx(|tx| {
@@ -674,6 +686,17 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<SearchHit>> {
         self.with_read(|tx| search::search_chunks(tx, query, only_blobs, limit))
+    }
+
+    /// Retrieval for a question over the documents `only_blobs`: their chunks that share the
+    /// most (and rarest) words with it, best first.
+    pub fn retrieve_chunks(
+        &self,
+        question: &str,
+        only_blobs: &[String],
+        limit: u32,
+    ) -> Result<Vec<DocumentChunk>> {
+        self.with_read(|tx| search::retrieve_chunks(tx, question, only_blobs, limit))
     }
 
     // --- Export and import ---------------------------------------------------------------

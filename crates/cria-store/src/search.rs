@@ -122,6 +122,69 @@ pub fn fts_query(query: &str) -> Option<String> {
     }
 }
 
+/// Words too common to say what a question is about (English); retrieval ignores them.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "could", "did", "do",
+    "does", "for", "from", "had", "has", "have", "how", "i", "in", "is", "it", "its", "me",
+    "my", "of", "on", "or", "please", "say", "says", "tell", "that", "the", "their", "there",
+    "this", "to", "was", "were", "what", "when", "where", "which", "who", "why", "will",
+    "with", "would", "you", "your",
+];
+
+/// An FTS5 expression for retrieval: any of the question's meaningful words (OR), so that BM25
+/// ranks passages by how many of them, and how rare, they contain. `None` when no word is left.
+pub fn retrieval_query(question: &str) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for word in query_words(question) {
+        if STOP_WORDS.contains(&word.as_str()) {
+            continue;
+        }
+        let pieces = search_text(&word);
+        let pieces: Vec<&str> = pieces.split_whitespace().collect();
+        if pieces.is_empty() {
+            continue;
+        }
+        let phrase = format!("\"{}\"", pieces.join(" "));
+        if !parts.contains(&phrase) {
+            parts.push(phrase);
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" OR "))
+}
+
+/// The chunks of the documents `only_blobs` that best match `question` (see
+/// [`retrieval_query`]), best first.
+pub(crate) fn retrieve_chunks(
+    conn: &Connection,
+    question: &str,
+    only_blobs: &[String],
+    limit: u32,
+) -> Result<Vec<crate::DocumentChunk>> {
+    let Some(expression) = retrieval_query(question) else {
+        return Ok(Vec::new());
+    };
+    let filter = serde_json::to_string(only_blobs)
+        .map_err(|error| crate::StoreError::InvalidInput(error.to_string()))?;
+    let mut statement = conn.prepare_cached(
+        "SELECT d.id, d.sha256, d.ordinal, d.page_number, d.line_start, d.line_end, d.text \
+         FROM chunks_fts JOIN document_chunks d ON d.id = chunks_fts.rowid \
+         WHERE chunks_fts MATCH ?1 AND d.sha256 IN (SELECT value FROM json_each(?2)) \
+         ORDER BY chunks_fts.rank LIMIT ?3",
+    )?;
+    let rows = statement.query_map(params![expression, filter, limit], |row| {
+        Ok(crate::DocumentChunk {
+            id: row.get(0)?,
+            sha256: row.get(1)?,
+            ordinal: row.get(2)?,
+            page_number: row.get(3)?,
+            line_start: row.get(4)?,
+            line_end: row.get(5)?,
+            text: row.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Byte ranges in `text` where any query word occurs, case-insensitively, sorted, disjoint.
 fn match_ranges(text: &str, words: &[String]) -> Vec<Range<usize>> {
     let mut ranges: Vec<Range<usize>> = Vec::new();

@@ -186,3 +186,24 @@ pub(crate) fn reopen_reply(conn: &Connection, id: MessageId) -> Result<()> {
     }
     Ok(())
 }
+
+/// Records the first message in a reply's prompt (older messages were left out).
+pub(crate) fn set_context_from(conn: &Connection, reply: MessageId, from: MessageId) -> Result<()> {
+    let changed = conn.execute(
+        "UPDATE messages SET context_from_id = ?1 WHERE id = ?2",
+        params![from.0, reply.0],
+    )?;
+    if changed == 0 {
+        return Err(not_found(reply));
+    }
+    Ok(())
+}
+
+pub(crate) fn context_from(conn: &Connection, reply: MessageId) -> Result<Option<MessageId>> {
+    Ok(conn
+        .prepare_cached("SELECT context_from_id FROM messages WHERE id = ?1")?
+        .query_row([reply.0], |row| row.get::<_, Option<i64>>(0))
+        .optional()?
+        .ok_or_else(|| not_found(reply))?
+        .map(MessageId))
+}

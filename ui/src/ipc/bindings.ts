@@ -11,7 +11,13 @@ export type MessageDto = { id: number, parentId: number | null, role: RoleDto, c
 
 export type TurnStartedDto = { conversationId: number, userMessageId: number, replyMessageId: number, };
 
-export type TurnEventDto = { "event": "started", "data": TurnStartedDto } | { "event": "token", "data": { text: string, } } | { "event": "finished", "data": { status: MessageStatusDto, error: string | null, } };
+export type TurnEventDto = { "event": "preparing", "data": { fileName: string, donePages: number, totalPages: number, } } | { "event": "started", "data": TurnStartedDto } | { "event": "token", "data": { text: string, } } | { "event": "summary", "data": { notices: Array<string>, citations: Array<CitationDto>, } } | { "event": "finished", "data": { status: MessageStatusDto, error: string | null, } } | { "event": "titled", "data": { title: string, } };
+
+export type CitationDto = { 
+/**
+ * Byte offsets into the reply's text.
+ */
+spanStart: number, spanEnd: number, attachmentId: number, fileName: string, pageNumber: number, };
 
 export type ModelSummaryDto = { id: string, name: string, architecture: string, sizeBytes: number, quantization: string, contextLength: number | null, vision: boolean, 
 /**
