@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod architecture;
+mod chat_context;
 mod chat_turns;
 mod engine;
 mod ingest;

@@ -115,8 +115,7 @@ fn checked_file(path: &Path) -> Result<PathBuf> {
         reason,
     };
     let canonical = std::fs::canonicalize(path).map_err(|error| not_usable(error.to_string()))?;
-    let metadata =
-        std::fs::metadata(&canonical).map_err(|error| not_usable(error.to_string()))?;
+    let metadata = std::fs::metadata(&canonical).map_err(|error| not_usable(error.to_string()))?;
     if !metadata.is_file() {
         return Err(not_usable("it is not a regular file (a folder?)".into()));
     }
@@ -221,10 +220,8 @@ pub(crate) fn decode_prepared(store: &Store, sha256: &str) -> Result<cria_engine
     let path = store.blob_path(sha256)?;
     let bytes = std::fs::read(&path)
         .map_err(|error| CoreError::Internal(format!("cannot read a prepared image: {error}")))?;
-    let mut reader = image::ImageReader::with_format(
-        std::io::Cursor::new(bytes),
-        image::ImageFormat::Png,
-    );
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
     // Prepared images are at most the encoder's input size; anything bigger is not ours.
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(8192);

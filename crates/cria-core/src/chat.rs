@@ -36,6 +36,7 @@ pub const AUTO_TITLE_SETTING: &str = "auto_title";
 pub const TEMPERATURE_SETTING: &str = "sampling.temperature";
 pub const TOP_P_SETTING: &str = "sampling.top_p";
 pub const MIN_P_SETTING: &str = "sampling.min_p";
+pub const MAX_REPLY_TOKENS_SETTING: &str = "max_reply_tokens";
 
 /// What the user sends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -242,7 +243,9 @@ impl Cria {
             let message = store.get_message(reply)?;
             let path = store.active_path(message.conversation_id)?;
             let is_last = path.last().map(|last| last.id) == Some(reply);
-            let parent = message.parent_id.filter(|_| is_last && message.role == Role::Assistant);
+            let parent = message
+                .parent_id
+                .filter(|_| is_last && message.role == Role::Assistant);
             let Some(parent) = parent else {
                 return Err(CoreError::InvalidInput(
                     "only the last reply of the visible branch can be continued".into(),
@@ -347,8 +350,13 @@ impl Cria {
                 // failed with a message that says what to do, and nothing else is touched.
                 let message = error.to_string();
                 let status = MessageStatus::Failed;
-                self.finish(reply_id, status, Some(message.clone()), GenerationStats::default())
-                    .await?;
+                self.finish(
+                    reply_id,
+                    status,
+                    Some(message.clone()),
+                    GenerationStats::default(),
+                )
+                .await?;
                 on_event(TurnEvent::Finished {
                     status,
                     error: Some(message),
@@ -356,10 +364,21 @@ impl Cria {
                 return Ok(());
             }
         };
+        let settings = self.chat_settings().await?;
         let request = GenerateRequest {
             messages: prepared.messages,
-            max_tokens: prepared.budget.reply_tokens,
-            sampling: self.sampling().await?,
+            max_tokens: settings
+                .max_reply_tokens
+                .map_or(prepared.budget.reply_tokens, |cap| {
+                    cap.min(prepared.budget.reply_tokens)
+                }),
+            sampling: Sampling {
+                temperature: settings.temperature,
+                top_p: settings.top_p,
+                min_p: settings.min_p,
+                // A fresh seed per reply: regenerating must give a different answer.
+                seed: fresh_seed(reply_id),
+            },
             stop: Vec::new(),
             ignore_eos: false,
             continue_reply: mode == ReplyMode::Continue,
@@ -419,21 +438,32 @@ impl Cria {
             ),
         };
         let summary = self
-            .record_outcome(reply_id, &prepared.sources, prepared.notices, &stats, prepared.context_from)
+            .record_outcome(
+                reply_id,
+                &prepared.sources,
+                prepared.notices,
+                &stats,
+                prepared.context_from,
+            )
             .await?;
         self.finish(reply_id, status, error.clone(), stats).await?;
         on_event(TurnEvent::Summary(summary));
         on_event(TurnEvent::Finished { status, error });
-        if prepared.first_exchange && status == MessageStatus::Complete {
-            if let Some(title) = self.generate_title(started).await {
-                on_event(TurnEvent::Titled(title));
-            }
+        if prepared.first_exchange
+            && status == MessageStatus::Complete
+            && let Some(title) = self.generate_title(started).await
+        {
+            on_event(TurnEvent::Titled(title));
         }
         Ok(())
     }
 
     /// Routes, loads the model, and assembles the context for the reply of `started`.
-    async fn prepare_prompt(&self, started: TurnStarted, mode: ReplyMode) -> Result<PreparedPrompt> {
+    async fn prepare_prompt(
+        &self,
+        started: TurnStarted,
+        mode: ReplyMode,
+    ) -> Result<PreparedPrompt> {
         let store = Arc::clone(&self.store);
         let gathered = blocking(move || gather(&store, started, mode)).await?;
 
@@ -441,7 +471,9 @@ impl Cria {
             || gathered.history[gathered.min_start.min(gathered.history.len())..]
                 .iter()
                 .any(|entry| !entry.prompt.images.is_empty());
-        let route = self.choose_route(gathered.conversation_pin.clone(), needs_vision).await?;
+        let route = self
+            .choose_route(gathered.conversation_pin.clone(), needs_vision)
+            .await?;
         let context_tokens = match &route {
             Some(route) => self.ensure_model(&route.model_id).await?,
             None => TEST_DOUBLE_CONTEXT,
@@ -486,27 +518,6 @@ impl Cria {
         routing::route(&inputs, needs_vision, &known)
             .map(Some)
             .map_err(|error| CoreError::InvalidInput(error.to_string()))
-    }
-
-    async fn sampling(&self) -> Result<Sampling> {
-        let store = Arc::clone(&self.store);
-        blocking(move || {
-            let mut sampling = Sampling::LLAMA4_DEFAULT;
-            let read = |key: &str| -> cria_store::Result<Option<f32>> {
-                Ok(store.get_setting(key)?.and_then(|value| value.parse::<f32>().ok()))
-            };
-            if let Some(value) = read(TEMPERATURE_SETTING)?.filter(|v| (0.0..=2.0).contains(v)) {
-                sampling.temperature = value;
-            }
-            if let Some(value) = read(TOP_P_SETTING)?.filter(|v| (0.0..=1.0).contains(v)) {
-                sampling.top_p = value;
-            }
-            if let Some(value) = read(MIN_P_SETTING)?.filter(|v| (0.0..=1.0).contains(v)) {
-                sampling.min_p = value;
-            }
-            Ok::<_, CoreError>(sampling)
-        })
-        .await
     }
 
     async fn record_outcome(
@@ -568,7 +579,9 @@ impl Cria {
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let engine = Arc::clone(&self.engine);
         let generation = tokio::spawn(async move {
-            engine.generate(request, sender, CancelToken::default()).await
+            engine
+                .generate(request, sender, CancelToken::default())
+                .await
         });
         let mut text = String::new();
         while let Some(event) = receiver.recv().await {
@@ -604,6 +617,13 @@ impl Cria {
         let store = Arc::clone(&self.store);
         blocking(move || store.append_text(reply, &text)).await
     }
+}
+
+fn fresh_seed(reply: MessageId) -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    nanos ^ (reply.0 as u32).rotate_left(16)
 }
 
 /// An empty `streaming` reply to `user`, made the visible continuation.
@@ -660,7 +680,9 @@ fn gather(store: &Store, started: TurnStarted, mode: ReplyMode) -> Result<Gather
     let user_index = path
         .iter()
         .position(|message| message.id == started.user_message_id)
-        .ok_or_else(|| CoreError::Internal("the turn's message is not on the visible branch".into()))?;
+        .ok_or_else(|| {
+            CoreError::Internal("the turn's message is not on the visible branch".into())
+        })?;
     let partial_reply = match mode {
         ReplyMode::Continue => Some(store.get_message(started.reply_message_id)?),
         ReplyMode::Fresh => None,
@@ -734,7 +756,7 @@ fn gather(store: &Store, started: TurnStarted, mode: ReplyMode) -> Result<Gather
 }
 
 /// What the model is shown for a stored message.
-fn prompt_for(store: &Store, message: &Message) -> Result<PromptMessage> {
+pub(crate) fn prompt_for(store: &Store, message: &Message) -> Result<PromptMessage> {
     let role = chat_role(message.role);
     if message.role != Role::User {
         return Ok(PromptMessage::text(role, message.content.clone()));
@@ -782,7 +804,11 @@ fn assemble(
         .system
         .as_ref()
         .map(|text| PromptMessage::text(ChatRole::System, text.clone()));
-    let history: Vec<PromptMessage> = gathered.history.iter().map(|entry| entry.prompt.clone()).collect();
+    let history: Vec<PromptMessage> = gathered
+        .history
+        .iter()
+        .map(|entry| entry.prompt.clone())
+        .collect();
     let mut notices = Vec::new();
 
     // The newest user message: rendered once (then stored, so later turns repeat it exactly).
@@ -795,21 +821,30 @@ fn assemble(
             let room = budget.prompt_tokens().saturating_sub(fixed);
             let room = u32::try_from(u64::from(room) * context::MATERIAL_SHARE_PERCENT / 100)
                 .unwrap_or(room);
-            let (prompt, material_notices) =
-                render_newest(store, &gathered, &history, room)?;
+            let (prompt, material_notices) = render_newest(store, &gathered, &history, room)?;
             notices.extend(material_notices);
             store.set_prompt_view(
                 gathered.newest.id,
                 &PromptView {
                     text: (prompt.text != gathered.newest.content).then(|| prompt.text.clone()),
-                    images: prompt.images.iter().map(|image| image.sha256.clone()).collect(),
+                    images: prompt
+                        .images
+                        .iter()
+                        .map(|image| image.sha256.clone())
+                        .collect(),
                 },
             )?;
             prompt
         }
     };
-    let mut fitted = context::fit(system.as_ref(), &history, &newest_prompt, budget, gathered.min_start)
-        .map_err(|error| CoreError::InvalidInput(error.to_string()))?;
+    let mut fitted = context::fit(
+        system.as_ref(),
+        &history,
+        &newest_prompt,
+        budget,
+        gathered.min_start,
+    )
+    .map_err(|error| CoreError::InvalidInput(error.to_string()))?;
     if fitted.history_start > 0 {
         let dropped = gathered.history[..fitted.history_start]
             .iter()
@@ -821,9 +856,10 @@ fn assemble(
         ));
     }
     if let Some(partial) = &gathered.partial_reply {
-        fitted
-            .messages
-            .push(PromptMessage::text(ChatRole::Assistant, partial.content.clone()));
+        fitted.messages.push(PromptMessage::text(
+            ChatRole::Assistant,
+            partial.content.clone(),
+        ));
     }
     let sources = citations::sources_in_prompt(fitted.messages.iter().map(|m| m.text.as_str()));
     // Only attachments of this conversation can be cited (a document's text could imitate
@@ -922,7 +958,10 @@ fn render_newest(
             .iter()
             .map(|attachment| attachment.sha256.clone())
             .collect();
-        let shown: String = history.iter().map(|message| message.text.as_str()).collect();
+        let shown: String = history
+            .iter()
+            .map(|message| message.text.as_str())
+            .collect();
         let fresh: Vec<cria_store::DocumentChunk> = retrieve_chunks(store, question, &shas)
             .into_iter()
             .filter(|chunk| !shown.contains(chunk.text.trim()))
@@ -943,8 +982,7 @@ fn render_newest(
                 })
                 .collect::<Result<_>>()?;
             let mut given = Some(fresh);
-            let mut retrieve_fresh =
-                |_: &str, _: &[String]| given.take().unwrap_or_default();
+            let mut retrieve_fresh = |_: &str, _: &[String]| given.take().unwrap_or_default();
             // Passages only (never inline again): a room too small for the whole documents.
             let whole: u32 = earlier
                 .iter()
@@ -952,7 +990,8 @@ fn render_newest(
                 .map(|page| context::estimate_text_tokens(&page.text))
                 .sum();
             let passage_room = room.min(whole.saturating_sub(1));
-            material = context::render_documents(question, &earlier, passage_room, &mut retrieve_fresh);
+            material =
+                context::render_documents(question, &earlier, passage_room, &mut retrieve_fresh);
             // The notice about "too long to send whole" is noise for a follow-up question.
             material.notices.clear();
         }
@@ -1012,7 +1051,7 @@ fn chat_role(role: Role) -> ChatRole {
 fn clean_title(text: &str) -> Option<String> {
     let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
     let line = line
-        .trim_start_matches(|c: char| matches!(c, '#' | '*' | ' '))
+        .trim_start_matches(['#', '*', ' '])
         .trim_start_matches("Title:")
         .trim()
         .trim_matches(|c: char| matches!(c, '"' | '\'' | '*' | '“' | '”'))
@@ -1056,15 +1095,24 @@ mod tests {
         (dir, cria)
     }
 
-    async fn turn(cria: &Cria, conversation: Option<ConversationId>, text: &str) -> (TurnStarted, String, MessageStatus) {
+    async fn turn(
+        cria: &Cria,
+        conversation: Option<ConversationId>,
+        text: &str,
+    ) -> (TurnStarted, String, MessageStatus) {
         let mut streamed = String::new();
         let mut finished = None;
         let started = cria
-            .send_message(conversation, text.into(), CancelToken::default(), |event| match event {
-                TurnEvent::Token(piece) => streamed.push_str(&piece),
-                TurnEvent::Finished { status, .. } => finished = Some(status),
-                _ => {}
-            })
+            .send_message(
+                conversation,
+                text.into(),
+                CancelToken::default(),
+                |event| match event {
+                    TurnEvent::Token(piece) => streamed.push_str(&piece),
+                    TurnEvent::Finished { status, .. } => finished = Some(status),
+                    _ => {}
+                },
+            )
             .await
             .unwrap();
         (started, streamed, finished.unwrap())
@@ -1114,7 +1162,12 @@ mod tests {
         assert_eq!(path[1].message.content, "Echo: question");
 
         let edited = cria
-            .edit_and_resend(first.user_message_id, "better question".into(), CancelToken::default(), |_| {})
+            .edit_and_resend(
+                first.user_message_id,
+                "better question".into(),
+                CancelToken::default(),
+                |_| {},
+            )
             .await
             .unwrap();
         let path = cria.conversation_path(first.conversation_id).await.unwrap();
@@ -1139,15 +1192,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(continued.reply_message_id, first.reply_message_id);
-        let path = cria.conversation_messages(first.conversation_id).await.unwrap();
+        let path = cria
+            .conversation_messages(first.conversation_id)
+            .await
+            .unwrap();
         assert_eq!(path.len(), 2);
         assert_eq!(path[1].content, "Echo: go onEcho: go on");
         assert_eq!(path[1].status, MessageStatus::Complete);
         // A user message cannot be continued.
-        assert!(cria
-            .continue_reply(first.user_message_id, CancelToken::default(), |_| {})
-            .await
-            .is_err());
+        assert!(
+            cria.continue_reply(first.user_message_id, CancelToken::default(), |_| {})
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -1188,8 +1245,14 @@ mod tests {
         let title = title_from(&long);
         assert!(title.ends_with("word…"), "{title}");
         assert!(title.chars().count() <= TITLE_MAX_CHARS + 1);
-        assert_eq!(clean_title("\"Tuning a Llama.\"\nmore").as_deref(), Some("Tuning a Llama"));
-        assert_eq!(clean_title("Title: Rust lifetimes").as_deref(), Some("Rust lifetimes"));
+        assert_eq!(
+            clean_title("\"Tuning a Llama.\"\nmore").as_deref(),
+            Some("Tuning a Llama")
+        );
+        assert_eq!(
+            clean_title("Title: Rust lifetimes").as_deref(),
+            Some("Rust lifetimes")
+        );
         assert_eq!(clean_title(" ?! "), None);
     }
 }

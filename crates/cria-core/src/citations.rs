@@ -19,7 +19,9 @@ pub(crate) struct PromptSource {
 }
 
 /// Document blocks in `prompt_texts`, in prompt order.
-pub(crate) fn sources_in_prompt<'a>(prompt_texts: impl IntoIterator<Item = &'a str>) -> Vec<PromptSource> {
+pub(crate) fn sources_in_prompt<'a>(
+    prompt_texts: impl IntoIterator<Item = &'a str>,
+) -> Vec<PromptSource> {
     let mut sources = Vec::new();
     for text in prompt_texts {
         let mut rest = text;
@@ -30,7 +32,9 @@ pub(crate) fn sources_in_prompt<'a>(prompt_texts: impl IntoIterator<Item = &'a s
             };
             let tag = &after_open[..tag_end];
             let body_and_rest = &after_open[tag_end + 1..];
-            let body_end = body_and_rest.find("</document>").unwrap_or(body_and_rest.len());
+            let body_end = body_and_rest
+                .find("</document>")
+                .unwrap_or(body_and_rest.len());
             let body = &body_and_rest[..body_end];
             if let Some(attachment_id) = attribute(tag, "attachment").and_then(|v| v.parse().ok()) {
                 let page_count = attribute(tag, "pages")
@@ -116,7 +120,11 @@ fn parse_pages(inner: &str) -> Option<Vec<u32>> {
     }
     let mut pages = Vec::new();
     for part in list.split([',', ';']) {
-        let part = part.trim().trim_start_matches("p.").trim_start_matches('.').trim();
+        let part = part
+            .trim()
+            .trim_start_matches("p.")
+            .trim_start_matches('.')
+            .trim();
         let (first, last) = match part.split_once(['-', '–']) {
             Some((first, last)) => (first.trim(), last.trim()),
             None => (part, part),
@@ -196,7 +204,10 @@ mod tests {
                 },
             ]
         );
-        let citations = resolve("The fact [p. 17]; page one [p. 1]; unknown [p. 25]; bad [p. 99].", &sources);
+        let citations = resolve(
+            "The fact [p. 17]; page one [p. 1]; unknown [p. 25]; bad [p. 99].",
+            &sources,
+        );
         let resolved: Vec<(i64, u32)> = citations
             .iter()
             .map(|c| (c.attachment_id.0, c.page_number))

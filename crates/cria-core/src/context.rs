@@ -10,7 +10,8 @@
 //!   turns. So consecutive prompts share a long prefix and the engine's KV cache only prefills
 //!   what is new.
 //! - Documents go inline when their text fits the room left for material; otherwise the best
-//!   chunks for the question (FTS5 BM25 from the store) are sent, each marked with its page,
+//!   chunks for the question (FTS5 BM25 from the store) are sent best first, each marked with
+//!   its page,
 //!   and the model is asked to cite pages as `[p. N]`. Pages without a text layer (scans) are
 //!   sent as page images. What was left out becomes a notice for the user.
 //!
@@ -54,7 +55,9 @@ pub struct Budget {
 impl Budget {
     /// The reply gets a quarter of the window, between 256 and 2,048 tokens.
     pub fn for_context(context_tokens: u32) -> Self {
-        let reply_tokens = (context_tokens / 4).clamp(256, 2048).min(context_tokens / 2);
+        let reply_tokens = (context_tokens / 4)
+            .clamp(256, 2048)
+            .min(context_tokens / 2);
         Budget {
             context_tokens,
             reply_tokens,
@@ -266,18 +269,31 @@ pub fn render_documents(
     // Scanned pages first: they have no text to retrieve from, and the vision model reads them.
     let mut sent_scans = 0usize;
     let mut skipped_scans: Vec<String> = Vec::new();
+    let mut scan_blocks = String::new();
     for document in documents {
+        let mut block = String::new();
         for scan in &document.scans {
             let cost = estimate_image_tokens(scan.width, scan.height);
-            if sent_scans < MAX_PAGE_IMAGES && cost <= room / 2 {
+            if sent_scans < MAX_PAGE_IMAGES && cost <= room {
                 room -= cost;
                 sent_scans += 1;
                 material.images.push(PromptImage::from(scan));
+                // The page marker makes a scanned page citable like any other.
+                block.push_str(&format!(
+                    "[p. {}]\n(a scanned page: image {sent_scans} above)\n",
+                    scan.page_number
+                ));
             } else {
                 skipped_scans.push(format!("{} p. {}", document.name, scan.page_number));
             }
         }
+        if !block.is_empty() {
+            scan_blocks.push_str(&document_open_tag(document, " scanned=\"yes\""));
+            scan_blocks.push_str(&block);
+            scan_blocks.push_str("</document>\n\n");
+        }
     }
+    room = room.saturating_sub(estimate_text_tokens(&scan_blocks));
     if !skipped_scans.is_empty() {
         material.notices.push(format!(
             "{} scanned page(s) could not be shown to the model ({}); ask about fewer pages at a \
@@ -299,7 +315,8 @@ pub fn render_documents(
     } else {
         text = excerpt_blocks(question, documents, room, retrieve, &mut material.notices);
     }
-    if !text.is_empty() || !material.images.is_empty() {
+    text.push_str(&scan_blocks);
+    if !text.is_empty() {
         text.push_str(CITE_INSTRUCTION);
         text.push_str("\n\n");
     }
@@ -323,6 +340,13 @@ fn document_open_tag(document: &DocumentInput, extra: &str) -> String {
 }
 
 fn inline_block(document: &DocumentInput) -> String {
+    if document
+        .pages
+        .iter()
+        .all(|page| page.text.trim().is_empty())
+    {
+        return String::new();
+    }
     let mut block = document_open_tag(document, "");
     for page in &document.pages {
         if page.text.trim().is_empty() {
@@ -349,10 +373,7 @@ fn excerpt_blocks(
     if !matched_any {
         // Nothing matched the question's words ("summarise this"): the beginning of each
         // document stands in, which is what a reader would skim first.
-        ranked = documents
-            .iter()
-            .flat_map(|document| leading_chunks(document))
-            .collect();
+        ranked = documents.iter().flat_map(leading_chunks).collect();
     }
     // Take chunks best first while they fit; tags and page markers count too.
     let tag_cost: u32 = documents
@@ -368,10 +389,18 @@ fn excerpt_blocks(
             chosen.push(chunk);
         }
     }
-    // Show excerpts in reading order, grouped by document.
-    chosen.sort_by(|a, b| (a.sha256.as_str(), a.ordinal).cmp(&(b.sha256.as_str(), b.ordinal)));
+    // Best passages first (models attend most to the start and the end of long context),
+    // grouped by document, the document with the best passage first.
+    let mut order: Vec<&DocumentInput> = Vec::new();
+    for chunk in &chosen {
+        if let Some(document) = documents.iter().find(|doc| doc.sha256 == chunk.sha256)
+            && !order.iter().any(|seen| seen.sha256 == document.sha256)
+        {
+            order.push(document);
+        }
+    }
     let mut text = String::new();
-    for document in documents {
+    for document in order {
         let excerpts: Vec<&&DocumentChunk> = chosen
             .iter()
             .filter(|chunk| chunk.sha256 == document.sha256)
@@ -464,7 +493,11 @@ fn summarize_list(items: &[String]) -> String {
     if items.len() <= SHOWN {
         items.join(", ")
     } else {
-        format!("{} and {} more", items[..SHOWN].join(", "), items.len() - SHOWN)
+        format!(
+            "{} and {} more",
+            items[..SHOWN].join(", "),
+            items.len() - SHOWN
+        )
     }
 }
 
@@ -496,7 +529,14 @@ mod tests {
     #[test]
     fn everything_fits_so_everything_is_sent() {
         let history = [user("hi"), assistant("hello")];
-        let fitted = fit(None, &history, &user("how are you"), Budget::for_context(4096), 0).unwrap();
+        let fitted = fit(
+            None,
+            &history,
+            &user("how are you"),
+            Budget::for_context(4096),
+            0,
+        )
+        .unwrap();
         assert_eq!(fitted.history_start, 0);
         assert_eq!(fitted.messages.len(), 3);
     }
@@ -520,12 +560,23 @@ mod tests {
         let budget = Budget::for_context(4096);
         let fitted = fit(None, &history, &user("next"), budget, 0).unwrap();
         assert!(fitted.history_start > 0);
-        assert_eq!(fitted.messages[0].role, ChatRole::User, "cut at a turn start");
+        assert_eq!(
+            fitted.messages[0].role,
+            ChatRole::User,
+            "cut at a turn start"
+        );
         assert!(fitted.estimated_tokens <= budget.prompt_tokens());
         // The next turn (one more exchange) keeps the same start: a stable prefix.
         history.push(user("next"));
         history.push(assistant("short answer"));
-        let again = fit(None, &history, &user("and then?"), budget, fitted.history_start).unwrap();
+        let again = fit(
+            None,
+            &history,
+            &user("and then?"),
+            budget,
+            fitted.history_start,
+        )
+        .unwrap();
         assert_eq!(again.history_start, fitted.history_start);
     }
 
@@ -611,8 +662,10 @@ mod tests {
     }
 
     #[test]
-    fn a_long_document_sends_the_retrieved_chunks_in_reading_order_and_says_so() {
-        let pages: Vec<String> = (1..=30).map(|n| format!("Page {n} filler. ").repeat(100)).collect();
+    fn a_long_document_sends_the_retrieved_chunks_best_first_and_says_so() {
+        let pages: Vec<String> = (1..=30)
+            .map(|n| format!("Page {n} filler. ").repeat(100))
+            .collect();
         let page_refs: Vec<&str> = pages.iter().map(String::as_str).collect();
         let doc = document(&page_refs);
         let chunk = |page: u32, ordinal: u32| DocumentChunk {
@@ -624,17 +677,26 @@ mod tests {
             line_end: 1,
             text: format!("fact on page {page}"),
         };
-        let material = render_documents("fact", &[doc.clone()], 1000, &mut |question, shas| {
-            assert_eq!(question, "fact");
-            assert_eq!(shas, [doc.sha256.clone()]);
-            vec![chunk(17, 40), chunk(3, 5)]
-        });
+        let material = render_documents(
+            "fact",
+            std::slice::from_ref(&doc),
+            1000,
+            &mut |question, shas| {
+                assert_eq!(question, "fact");
+                assert_eq!(shas, std::slice::from_ref(&doc.sha256));
+                vec![chunk(17, 40), chunk(3, 5)]
+            },
+        );
         let p3 = material.text.find("[p. 3]").unwrap();
         let p17 = material.text.find("[p. 17]").unwrap();
-        assert!(p3 < p17, "reading order");
+        assert!(p17 < p3, "best first");
         assert!(material.text.contains("excerpts=\"yes\""));
         assert_eq!(material.notices.len(), 1);
-        assert!(material.notices[0].contains("pages 3, 17"), "{:?}", material.notices);
+        assert!(
+            material.notices[0].contains("pages 3, 17"),
+            "{:?}",
+            material.notices
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod attach;
 mod chat;
+mod chat_settings;
 mod citations;
 pub mod context;
 mod conversations;
@@ -24,8 +25,7 @@ pub use chat::{
     AUTO_TITLE_SETTING, CitationView, MIN_P_SETTING, SYSTEM_PROMPT_SETTING, TEMPERATURE_SETTING,
     TOP_P_SETTING, TurnEvent, TurnRequest, TurnStarted, TurnSummary,
 };
-pub use routing::{FAST_PROFILE_SETTING, ModelPin, VISION_PROFILE_SETTING};
-pub use views::{AttachmentSummary, MessageView, PagePreview};
+pub use chat_settings::{ChatSettings, MAX_SYSTEM_PROMPT_CHARS};
 pub use conversations::{
     EXPORTS_DIR, ExportFormat, MAX_QUERY_CHARS, MAX_SEARCH_RESULTS, Theme, checked_external_url,
 };
@@ -35,6 +35,8 @@ pub use cria_store::{
 };
 pub use models::{ACTIVE_MODEL_SETTING, LoadedModel, ModelSummary};
 pub use paths::AppPaths;
+pub use routing::{FAST_PROFILE_SETTING, ModelPin, VISION_PROFILE_SETTING};
+pub use views::{AttachmentSummary, MessageView, PagePreview};
 
 /// Errors of Cria's use cases.
 #[derive(Debug, thiserror::Error)]

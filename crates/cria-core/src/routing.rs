@@ -66,12 +66,18 @@ pub struct Route {
 pub enum RouteError {
     #[error("No model is loaded. Import a Llama 4 GGUF or choose one in Models first.")]
     NoModel,
-    #[error("This conversation is pinned to {0:?}, which is not in the model library any more. Choose another model for it.")]
+    #[error(
+        "This conversation is pinned to {0:?}, which is not in the model library any more. Choose another model for it."
+    )]
     PinnedModelMissing(String),
 }
 
 /// Chooses the model for a message; `needs_vision` when the prompt will show images.
-pub fn route(inputs: &RoutingInputs, needs_vision: bool, known: &[String]) -> Result<Route, RouteError> {
+pub fn route(
+    inputs: &RoutingInputs,
+    needs_vision: bool,
+    known: &[String],
+) -> Result<Route, RouteError> {
     let sees_images = |id: &str| inputs.vision_models.iter().any(|model| model == id);
     let exists = |id: &str| known.iter().any(|model| model == id);
     let finish = |model_id: String, route: &'static str, reason: String| {
@@ -93,11 +99,17 @@ pub fn route(inputs: &RoutingInputs, needs_vision: bool, known: &[String]) -> Re
         ModelPin::Model(id) => Some(id.clone()),
     };
     if let Some(pin) = &inputs.pin {
-        let id = profile(pin).or_else(|| inputs.active_model.clone()).ok_or(RouteError::NoModel)?;
+        let id = profile(pin)
+            .or_else(|| inputs.active_model.clone())
+            .ok_or(RouteError::NoModel)?;
         if !exists(&id) {
             return Err(RouteError::PinnedModelMissing(id));
         }
-        return finish(id, "pinned", "this conversation is pinned to this model".into());
+        return finish(
+            id,
+            "pinned",
+            "this conversation is pinned to this model".into(),
+        );
     }
     if needs_vision {
         if let Some(id) = inputs.vision_profile.clone().filter(|id| exists(id)) {
@@ -145,7 +157,10 @@ mod tests {
     #[test]
     fn images_go_to_the_vision_profile_and_text_to_the_fast_one() {
         let vision = route(&inputs(), true, &known()).unwrap();
-        assert_eq!((vision.model_id.as_str(), vision.route), ("scout-vision", "vision"));
+        assert_eq!(
+            (vision.model_id.as_str(), vision.route),
+            ("scout-vision", "vision")
+        );
         assert!(!vision.drops_images);
         let text = route(&inputs(), false, &known()).unwrap();
         assert_eq!((text.model_id.as_str(), text.route), ("scout-text", "fast"));
@@ -177,7 +192,10 @@ mod tests {
             ..inputs()
         };
         let chosen = route(&pinned, true, &known()).unwrap();
-        assert_eq!((chosen.model_id.as_str(), chosen.route), ("scout-text", "pinned"));
+        assert_eq!(
+            (chosen.model_id.as_str(), chosen.route),
+            ("scout-text", "pinned")
+        );
         assert!(chosen.drops_images);
         let gone = RoutingInputs {
             pin: Some(ModelPin::Model("deleted".into())),
@@ -195,7 +213,11 @@ mod tests {
 
     #[test]
     fn pins_round_trip_through_their_setting_text() {
-        for pin in [ModelPin::Fast, ModelPin::Vision, ModelPin::Model("a:b".into())] {
+        for pin in [
+            ModelPin::Fast,
+            ModelPin::Vision,
+            ModelPin::Model("a:b".into()),
+        ] {
             assert_eq!(ModelPin::from_setting(&pin.to_setting()), Some(pin));
         }
         assert_eq!(ModelPin::from_setting("model:"), None);

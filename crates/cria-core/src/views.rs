@@ -75,6 +75,37 @@ impl Cria {
         .await
     }
 
+    /// What the model is shown for the visible branch (documents, excerpts and images as they
+    /// were sent): for "why did it answer that", and for tests of the assembled context.
+    pub async fn shown_to_model(
+        &self,
+        id: ConversationId,
+    ) -> Result<Vec<cria_engine::ChatMessage>> {
+        let store = Arc::clone(&self.store);
+        blocking(move || {
+            let mut shown = Vec::new();
+            for message in store.active_path(id)? {
+                if message.role == cria_store::Role::Assistant && message.content.trim().is_empty()
+                {
+                    continue;
+                }
+                let prompt = crate::chat::prompt_for(&store, &message)?;
+                let images = prompt
+                    .images
+                    .iter()
+                    .map(|image| crate::attach::decode_prepared(&store, &image.sha256))
+                    .collect::<Result<Vec<_>>>()?;
+                shown.push(cria_engine::ChatMessage {
+                    role: prompt.role,
+                    content: prompt.text,
+                    images,
+                });
+            }
+            Ok::<_, CoreError>(shown)
+        })
+        .await
+    }
+
     /// The re-encoded thumbnail of an attachment (the webview never loads a user's original).
     pub async fn attachment_thumbnail(&self, id: AttachmentId) -> Result<Option<Vec<u8>>> {
         let store = Arc::clone(&self.store);
@@ -98,7 +129,8 @@ impl Cria {
             let attachment = store.get_attachment(id)?;
             let pages = store.document_pages(&attachment.sha256)?;
             let prepared = store.prepared_images(&attachment.sha256)?;
-            let page_count = u32::try_from(pages.len().max(prepared.len()).max(1)).unwrap_or(u32::MAX);
+            let page_count =
+                u32::try_from(pages.len().max(prepared.len()).max(1)).unwrap_or(u32::MAX);
             if page_number == 0 || page_number > page_count {
                 return Err(CoreError::InvalidInput(format!(
                     "{} has {page_count} page(s); there is no page {page_number}",
@@ -110,7 +142,10 @@ impl Cria {
                 .find(|page| page.page_number == page_number)
                 .map(|page| page.text.clone())
                 .unwrap_or_default();
-            let image_png = match prepared.iter().find(|image| image.page_number == page_number) {
+            let image_png = match prepared
+                .iter()
+                .find(|image| image.page_number == page_number)
+            {
                 Some(image) => {
                     let path = store.blob_path(&image.image_sha256)?;
                     Some(std::fs::read(&path).map_err(|error| {

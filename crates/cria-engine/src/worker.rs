@@ -428,10 +428,11 @@ impl<'a> WorkerEngine<'a> {
                     self.send(event);
                 }
                 WorkerRequest::Render { messages } => {
-                    let event = match render_prompt(&loaded, &messages, mtmd_default_marker(), false) {
-                        Ok(prompt) => WorkerEvent::Rendered { prompt },
-                        Err(error) => WorkerEvent::Error(error),
-                    };
+                    let event =
+                        match render_prompt(&loaded, &messages, mtmd_default_marker(), false) {
+                            Ok(prompt) => WorkerEvent::Rendered { prompt },
+                            Err(error) => WorkerEvent::Error(error),
+                        };
                     self.send(event);
                 }
                 WorkerRequest::Status => self.send(WorkerEvent::Status {
@@ -900,7 +901,9 @@ fn render_prompt(
         .iter()
         .map(|message| ChatMessage {
             role: message.role,
-            content: message.content.replace(marker, ""),
+            // NUL cannot cross into llama.cpp's C strings (a random-weight model can write
+            // one; an imported conversation can hold one).
+            content: message.content.replace(marker, "").replace('\0', ""),
             images: message.images.clone(),
         })
         .collect();

@@ -124,11 +124,11 @@ pub fn fts_query(query: &str) -> Option<String> {
 
 /// Words too common to say what a question is about (English); retrieval ignores them.
 const STOP_WORDS: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "could", "did", "do",
-    "does", "for", "from", "had", "has", "have", "how", "i", "in", "is", "it", "its", "me",
-    "my", "of", "on", "or", "please", "say", "says", "tell", "that", "the", "their", "there",
-    "this", "to", "was", "were", "what", "when", "where", "which", "who", "why", "will",
-    "with", "would", "you", "your",
+    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "could", "did", "do", "does",
+    "for", "from", "had", "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "of",
+    "on", "or", "please", "say", "says", "tell", "that", "the", "their", "there", "this", "to",
+    "was", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
+    "your",
 ];
 
 /// An FTS5 expression for retrieval: any of the question's meaningful words (OR), so that BM25

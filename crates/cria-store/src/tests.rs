@@ -1305,7 +1305,7 @@ mod turn_context {
             .unwrap();
         assert_eq!(
             store.prepared_images(&attachment.sha256).unwrap(),
-            [prepared.clone()]
+            std::slice::from_ref(&prepared)
         );
         let report = store.collect_garbage().unwrap();
         assert_eq!(report.blobs_removed, 0);
