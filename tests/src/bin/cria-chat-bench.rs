@@ -92,10 +92,13 @@ async fn run(model: PathBuf, turns: usize) -> anyhow::Result<()> {
     // conversation brings its cache back (as a user returning to it would).
     let mut follow_ups = Vec::new();
     let mut alones = Vec::new();
+    let mut colds = Vec::new();
     let mut last = None;
     for round in 0..3 {
         if round > 0 {
-            turn(&cria, conversation, "One more fact about rivers, please.").await?;
+            // The cache holds the other conversation: this turn prefills the whole history.
+            let (_, cold) = turn(&cria, conversation, "One more fact about rivers, please.").await?;
+            colds.push(cold.ttft_ms);
         }
         let (_, follow_up) = turn(&cria, conversation, new_message).await?;
         let (_, alone) = turn(&cria, None, new_message).await?;
@@ -115,6 +118,7 @@ async fn run(model: PathBuf, turns: usize) -> anyhow::Result<()> {
         "alone:      prompt {} positions, {} reused, TTFT median {} ms ({alones:?})",
         alone.prompt_tokens, alone.reused_tokens, alones[1]
     );
+    println!("cold:       the whole history prefilled, TTFT {colds:?} ms");
     println!(
         "ratio follow-up / alone: {:.2}",
         f64::from(follow_ups[1]) / f64::from(alones[1].max(1))
