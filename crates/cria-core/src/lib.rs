@@ -19,10 +19,13 @@ pub use conversations::{
     EXPORTS_DIR, ExportFormat, MAX_QUERY_CHARS, MAX_SEARCH_RESULTS, Theme, checked_external_url,
 };
 pub use cria_store::{
-    Conversation, ConversationId, Message, MessageId, MessageStatus, Role, SearchHit, SearchSource,
-    StoreError,
+    Conversation, ConversationId, GenerationStats, Listing, Message, MessageId, MessageStatus,
+    Role, SearchHit, SearchSource, StoreError,
 };
-pub use models::{ACTIVE_MODEL_SETTING, LoadedModel, ModelSummary};
+pub use models::{
+    ACTIVE_MODEL_SETTING, CatalogEntry, FitReport, FitSource, LoadedModel, ModelSummary,
+    TEST_CATALOG_BASE_URL_ENV,
+};
 pub use paths::AppPaths;
 
 /// Errors of Cria's use cases.
@@ -45,10 +48,11 @@ pub enum CoreError {
 pub type Result<T> = std::result::Result<T, CoreError>;
 
 /// Every Cria executable (the app, the CLI) calls this first thing in `main`: when the process
-/// was started as one of Cria's worker processes (the llama.cpp engine), it runs that worker
-/// and returns its exit code; otherwise `None` and `main` goes on.
+/// was started as one of Cria's worker processes (the llama.cpp engine with
+/// `--cria-engine-worker`, or the document reader with `--cria-ingest-worker`), it runs that
+/// worker and returns its exit code; otherwise `None` and `main` goes on.
 pub fn worker_main_if_requested() -> Option<std::process::ExitCode> {
-    cria_engine::worker_main_if_requested()
+    cria_engine::worker_main_if_requested().or_else(cria_ingest::worker_main_if_requested)
 }
 
 /// Environment variable that selects a test double for the engine. Only tests set it.
