@@ -1,7 +1,7 @@
 //! Ingest through the worker process: real content comes out right, hostile files end in a
 //! typed error or a bounded result, and the test process (standing in for the app) survives.
 
-mod fixtures;
+pub(crate) mod fixtures;
 
 use cria_ingest::{
     CancelFlag, DocumentKind, IngestClient, IngestError, IngestOptions, IngestedDocument,

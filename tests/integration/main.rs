@@ -3,6 +3,7 @@
 
 mod architecture;
 mod chat_turns;
+mod cli;
 mod engine;
 mod ingest;
 mod security_config;
