@@ -206,9 +206,9 @@ mod tests {
             highlighted(snippet, &[range], true),
             format!("오늘 {HIGHLIGHT_ON}날씨{HIGHLIGHT_OFF}가 좋네요")
         );
-        let end = "a b".len();
+        let last = 2.."a b".len();
         assert_eq!(
-            highlighted("a b", &[2..end], true),
+            highlighted("a b", std::slice::from_ref(&last), true),
             format!("a {HIGHLIGHT_ON}b{HIGHLIGHT_OFF}")
         );
     }
