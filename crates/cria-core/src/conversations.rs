@@ -379,6 +379,81 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn exported_text_imports_as_a_new_equal_conversation() {
+        let (dir, cria) = cria();
+        let id = conversation(&cria, "Trip", "오늘 날씨");
+        let json = cria
+            .export_conversation_text(id, ExportFormat::Json)
+            .await
+            .unwrap();
+        let file = dir.path().join("trip.json");
+        std::fs::write(&file, &json).unwrap();
+        let copy = cria.import_conversation(file).await.unwrap();
+        assert_ne!(copy, id);
+        assert_eq!(
+            cria.export_conversation_text(copy, ExportFormat::Json)
+                .await
+                .unwrap(),
+            json
+        );
+        let markdown = cria
+            .export_conversation_text(copy, ExportFormat::Markdown)
+            .await
+            .unwrap();
+        assert!(markdown.contains("오늘 날씨"), "{markdown}");
+    }
+
+    #[tokio::test]
+    async fn imports_refuse_folders_missing_files_and_garbage() {
+        let (dir, cria) = cria();
+        let garbage = dir.path().join("garbage.json");
+        std::fs::write(&garbage, "{ not an export").unwrap();
+        for path in [
+            dir.path().to_path_buf(),
+            dir.path().join("missing.json"),
+            garbage,
+        ] {
+            assert!(
+                cria.import_conversation(path.clone()).await.is_err(),
+                "{path:?}"
+            );
+        }
+        assert!(cria.list_conversations(10, 0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn listings_and_search_limits() {
+        let (_dir, cria) = cria();
+        let first = conversation(&cria, "First", "apple pie");
+        conversation(&cria, "Second", "apple tart");
+        cria.set_conversation_archived(first, true).await.unwrap();
+        let archived = cria
+            .list_conversations_in(Listing::Archived, 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(archived.len(), 1);
+        assert_eq!(archived[0].id, first);
+        assert_eq!(
+            cria.list_conversations_in(Listing::All, 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(cria.conversation(first).await.unwrap().title, "First");
+        assert_eq!(
+            cria.search_limited("apple".into(), 1).await.unwrap().len(),
+            1
+        );
+        for limit in [0, MAX_SEARCH_RESULTS + 1] {
+            assert!(matches!(
+                cria.search_limited("apple".into(), limit).await,
+                Err(CoreError::InvalidInput(_))
+            ));
+        }
+    }
+
+    #[tokio::test]
     async fn refuses_an_empty_title() {
         let (_dir, cria) = cria();
         let id = conversation(&cria, "Title", "x");

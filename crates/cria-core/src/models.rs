@@ -459,12 +459,19 @@ fn facts_of_file(path: &std::path::Path) -> Result<cria_models::planner::ModelFa
 
 /// The loopback base URL a test set, checked; `None` in normal use.
 fn test_catalog_base_url() -> Result<Option<String>> {
-    let Some(base) = std::env::var(TEST_CATALOG_BASE_URL_ENV)
-        .ok()
-        .filter(|base| !base.is_empty())
-    else {
-        return Ok(None);
-    };
+    match std::env::var(TEST_CATALOG_BASE_URL_ENV) {
+        Ok(base) if !base.is_empty() => {
+            let base = checked_test_base_url(&base)?;
+            tracing::warn!(%base, "downloading catalog files from a loopback test server");
+            Ok(Some(base))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `base` without a trailing slash when it is `http://localhost[:port]` (or a `*.localhost`
+/// name); an error otherwise.
+fn checked_test_base_url(base: &str) -> Result<String> {
     let base = base.trim_end_matches('/').to_string();
     let authority = base.strip_prefix("http://").unwrap_or_default();
     let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
@@ -475,8 +482,7 @@ fn test_catalog_base_url() -> Result<Option<String>> {
             "{TEST_CATALOG_BASE_URL_ENV} must be http://localhost:<port> (it is for tests only)"
         )));
     }
-    tracing::warn!(%base, "downloading catalog files from a loopback test server");
-    Ok(Some(base))
+    Ok(base)
 }
 
 /// `https://host/path?query` with its scheme and host replaced by `base`.
@@ -486,4 +492,65 @@ fn rebase_url(url: &str, base: &str) -> String {
         .find('/')
         .map_or("/", |slash| &after_scheme[slash..]);
     format!("{base}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_http_may_replace_the_catalog_host() {
+        assert_eq!(
+            checked_test_base_url("http://localhost:8123/").unwrap(),
+            "http://localhost:8123"
+        );
+        assert!(checked_test_base_url("http://cdn.localhost:1").is_ok());
+        for refused in [
+            "https://localhost:1",
+            "http://example.org:80",
+            "http://127.0.0.1:80",
+            "http://localhost.example.org",
+            "http://localhost:1/path",
+            "http://localhost:99999",
+            "file:///etc",
+        ] {
+            assert!(checked_test_base_url(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn rebasing_keeps_the_path_and_query() {
+        assert_eq!(
+            rebase_url(
+                "https://huggingface.co/org/repo/resolve/main/m.gguf?download=1",
+                "http://localhost:9"
+            ),
+            "http://localhost:9/org/repo/resolve/main/m.gguf?download=1"
+        );
+    }
+
+    #[tokio::test]
+    async fn fit_names_a_catalog_entry_and_refuses_unknown_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let cria = Cria::open_with_engine(
+            crate::AppPaths::in_dir(dir.path().join("data")),
+            Arc::new(cria_engine::NoModelEngine),
+        )
+        .unwrap();
+        let entry = &cria.catalog_entries().unwrap()[0];
+        let report = cria.fit(&entry.id).await.unwrap();
+        assert_eq!(
+            report.source,
+            FitSource::Catalog {
+                id: entry.id.clone()
+            }
+        );
+        assert_eq!(report.verdict_label, report.plan.verdict.label());
+        let error = cria.fit("no-such-model").await.unwrap_err();
+        assert!(error.to_string().contains(&entry.id), "{error}");
+        assert!(matches!(
+            cria.set_active_model("no-such-model".into()).await,
+            Err(CoreError::Models(cria_models::ModelsError::UnknownModel(_)))
+        ));
+    }
 }
