@@ -416,12 +416,15 @@ fn ctrl_c_during_ask_keeps_the_partial_reply_as_cancelled() {
 }
 
 /// Serves one catalog file the way the model hub does: the resolve URL redirects to the
-/// content and names its sha256 and size. Bounded: a few connections, then it stops.
-fn serve_model(body: Vec<u8>, sha256: String) -> u16 {
+/// content and names its sha256 and size; `Range` requests get the rest of the file. With
+/// `stall_first`, the first transfer sends half the file and then stalls until the client goes
+/// away. Bounded: a few connections, then it stops.
+fn serve_model(body: Vec<u8>, sha256: String, stall_first: bool) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for stream in listener.incoming().take(8) {
+        let mut transfers = 0;
+        for stream in listener.incoming().take(12) {
             let Ok(mut stream) = stream else { return };
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let mut head = Vec::new();
@@ -432,45 +435,88 @@ fn serve_model(body: Vec<u8>, sha256: String) -> u16 {
                     _ => break,
                 }
             }
-            let head = String::from_utf8_lossy(&head);
-            let path = head.split(' ').nth(1).unwrap_or("/");
-            let response = if path.contains("/resolve/") {
-                format!(
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+            if path.contains("/resolve/") {
+                let redirect = format!(
                     "HTTP/1.1 302 Found\r\nLocation: /blob\r\nX-Linked-Etag: \"{sha256}\"\r\n\
                      X-Linked-Size: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                     body.len()
-                )
-                .into_bytes()
-            } else {
-                let mut response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                );
+                let _ = stream.write_all(redirect.as_bytes());
+                continue;
+            }
+            transfers += 1;
+            let from: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("range: bytes="))
+                .and_then(|range| range.trim().trim_end_matches('-').parse().ok())
+                .unwrap_or(0);
+            let mut response = if from > 0 {
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-{}/{}\r\n",
+                    body.len() - 1,
                     body.len()
                 )
-                .into_bytes();
-                response.extend_from_slice(&body);
-                response
+            } else {
+                "HTTP/1.1 200 OK\r\n".to_owned()
             };
-            let _ = stream.write_all(&response);
+            response.push_str(&format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len() - from
+            ));
+            let _ = stream.write_all(response.as_bytes());
+            if stall_first && transfers == 1 {
+                let _ = stream.write_all(&body[..body.len() / 2]);
+                let _ = stream.flush();
+                // Until the client hangs up (bounded by the read timeout's retries).
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                let stalled = Instant::now();
+                while stalled.elapsed() < Duration::from_secs(15) {
+                    match stream.read(&mut byte) {
+                        Ok(0) => break,
+                        Err(error)
+                            if !matches!(
+                                error.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            let _ = stream.write_all(&body[from..]);
         }
     });
     port
 }
 
-#[test]
-fn models_pull_import_use_fit_and_remove() {
-    let cli = Cli::new();
+fn fixture_model() -> (Vec<u8>, String) {
     let model = cria_gguf::fixture::llama4_text_model(1)
         .expect("fixture builds")
         .to_bytes();
-    let sha256: String = {
+    let sha256 = {
         use sha2::Digest;
         sha2::Sha256::digest(&model)
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect()
     };
-    let port = serve_model(model.clone(), sha256);
-    let entry = "llama-3-2-1b-instruct-q4-k-m";
+    (model, sha256)
+}
+
+const PULLED_ENTRY: &str = "llama-3-2-1b-instruct-q4-k-m";
+const PULLED_FILE: &str = "Llama-3.2-1B-Instruct-Q4_K_M.gguf";
+
+#[test]
+fn models_pull_import_use_fit_and_remove() {
+    let cli = Cli::new();
+    let (model, sha256) = fixture_model();
+    let port = serve_model(model.clone(), sha256, false);
+    let entry = PULLED_ENTRY;
     let pulled = cli
         .command(&["models", "pull", entry])
         .env(
@@ -489,7 +535,7 @@ fn models_pull_import_use_fit_and_remove() {
         .data()
         .join("library/models")
         .join(entry)
-        .join("Llama-3.2-1B-Instruct-Q4_K_M.gguf");
+        .join(PULLED_FILE);
     assert_eq!(std::fs::read(&file).expect("the pulled file"), model);
 
     // A second copy of the fixture, imported from where it lies.
@@ -525,4 +571,54 @@ fn models_pull_import_use_fit_and_remove() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_a_pull_keeps_a_part_that_the_next_pull_resumes() {
+    let cli = Cli::new();
+    let (model, sha256) = fixture_model();
+    let port = serve_model(model.clone(), sha256, true);
+    let base = format!("http://localhost:{port}");
+    let folder = cli.data().join("library/models").join(PULLED_ENTRY);
+    let part = folder.join(format!("{PULLED_FILE}.part"));
+    let child = cli
+        .command(&["models", "pull", PULLED_ENTRY])
+        .env("CRIA_TEST_CATALOG_BASE_URL", &base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cria models pull");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&part).map_or(0, |meta| meta.len()) < (model.len() / 2) as u64 {
+        assert!(Instant::now() < deadline, "the first half never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("send SIGINT");
+    let output = child.wait_with_output().expect("wait for cria");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("partial file is kept"), "{stderr}");
+    assert_eq!(
+        std::fs::metadata(&part).unwrap().len(),
+        (model.len() / 2) as u64
+    );
+    assert!(
+        !folder.join(PULLED_FILE).exists(),
+        "nothing under the final name"
+    );
+
+    let resumed = cli
+        .command(&["models", "pull", PULLED_ENTRY])
+        .env("CRIA_TEST_CATALOG_BASE_URL", &base)
+        .output()
+        .expect("run cria models pull again");
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming at"), "{stderr}");
+    assert_eq!(std::fs::read(folder.join(PULLED_FILE)).unwrap(), model);
+    assert!(!part.exists());
 }
