@@ -177,6 +177,46 @@ fn conversations_round_trip_through_export_and_import() {
 }
 
 #[test]
+fn two_processes_ask_into_one_database_at_once() {
+    let cli = Cli::new();
+    cli.ok(&["conversations", "list"]);
+    let words = |tag: &str| {
+        (1..=25)
+            .map(|n| format!("{tag}{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (first, second) = (words("alpha"), words("beta"));
+    let spawn = |question: &str| {
+        cli.command(&["ask", question])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start cria ask")
+    };
+    let running = [spawn(&first), spawn(&second)];
+    for child in running {
+        let output = child.wait_with_output().expect("wait for cria ask");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let listed = cli.json(&["conversations", "list", "--json"]);
+    let listed = listed.as_array().expect("conversations");
+    assert_eq!(listed.len(), 2);
+    for conversation in listed {
+        let id = conversation["id"].to_string();
+        let shown = cli.json(&["conversations", "show", &id, "--json"]);
+        let question = shown["messages"][0]["content"].as_str().unwrap().to_owned();
+        assert!(question == first || question == second, "{question}");
+        assert_eq!(shown["messages"][1]["status"], "complete");
+        assert_eq!(shown["messages"][1]["content"], format!("Echo: {question}"));
+    }
+}
+
+#[test]
 fn search_finds_korean_text_with_highlights() {
     let cli = Cli::new();
     cli.ok(&["ask", "오늘 서울 날씨가 좋네요"]);

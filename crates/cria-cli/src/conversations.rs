@@ -223,7 +223,7 @@ async fn export(
     let text = cria.export_conversation_text(id, format).await?;
     let Some(path) = file else {
         let mut stdout = std::io::stdout().lock();
-        stdout.write_all(text.as_bytes())?;
+        stdout.write_all(output.text(&text).as_bytes())?;
         if !text.ends_with('\n') {
             stdout.write_all(b"\n")?;
         }
