@@ -107,7 +107,10 @@ pub fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("CRIA_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let output = Output::detect(cli.quiet);
     // Inspecting a file needs neither the data folder nor an async runtime.
     if let Command::Models(models::ModelsCommand::Inspect { file, json }) = &cli.command {
@@ -120,6 +123,31 @@ pub fn main() -> ExitCode {
         }
     };
     finish(runtime.block_on(run(cli.command, output)))
+}
+
+/// `--help` and `--version` print and succeed; a command line that does not parse is a user
+/// error like any other (status 1, one line), not clap's status 2, which means an engine
+/// failure here.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            CliError::user("a command is missing; run `cria --help` to see them").report()
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|line| !line.trim().is_empty())
+                .unwrap_or("the command line is not valid");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            CliError::user(format!("{first}; run `cria --help` for usage")).report()
+        }
+    }
 }
 
 fn finish(result: CliResult<()>) -> ExitCode {
