@@ -247,7 +247,25 @@ fn ask_works_while_another_process_writes_to_the_database() {
 #[test]
 fn search_finds_korean_text_with_highlights() {
     let cli = Cli::new();
-    cli.ok(&["ask", "오늘 서울 날씨가 좋네요"]);
+    // The question comes from stdin, as in `echo … | cria ask`.
+    let mut asking = cli
+        .command(&["ask"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start cria ask");
+    asking
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all("오늘 서울 날씨가 좋네요\n".as_bytes())
+        .expect("write the question");
+    let asked = asking.wait_with_output().expect("wait for cria ask");
+    assert!(asked.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&asked.stdout).trim(),
+        "Echo: 오늘 서울 날씨가 좋네요"
+    );
     cli.ok(&["ask", "Something else entirely"]);
     let hits = cli.json(&["search", "날씨", "--json"]);
     let hits = hits.as_array().expect("hits");
