@@ -4,6 +4,7 @@
 mod architecture;
 mod chat_context;
 mod chat_turns;
+mod cli;
 mod engine;
 mod ingest;
 mod security_config;

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
@@ -92,7 +91,7 @@ fn engine() -> anyhow::Result<EngineHandle> {
     Ok(EngineHandle::new(SupervisorOptions::current_exe()?))
 }
 
-pub async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
+pub async fn chat(args: ChatArgs) -> anyhow::Result<()> {
     let engine = engine()?;
     let info = engine
         .load(args.model.load_options(args.mmproj.clone()))
@@ -126,7 +125,7 @@ pub async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
         let (_reply, outcome) = stream_reply(&engine, &args, &history, sampling).await?;
         report(&args, &outcome);
         engine.shutdown().await;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     let stdin = std::io::stdin();
     eprint!("> ");
@@ -143,7 +142,7 @@ pub async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
         eprint!("> ");
     }
     engine.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 async fn stream_reply(
@@ -209,13 +208,13 @@ fn read_image(path: &PathBuf) -> anyhow::Result<ImageInput> {
     Ok(ImageInput::from_rgb(width, height, decoded.into_raw())?)
 }
 
-pub async fn devices(json: bool) -> anyhow::Result<ExitCode> {
+pub async fn devices(json: bool) -> anyhow::Result<()> {
     let engine = engine()?;
     let devices = engine.devices().await?;
     engine.shutdown().await;
     if json {
         println!("{}", serde_json::to_string_pretty(&devices)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     for device in devices {
         println!(
@@ -228,10 +227,10 @@ pub async fn devices(json: bool) -> anyhow::Result<ExitCode> {
             device.description
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let engine = engine()?;
     let mut options = args.model.load_options(None);
     // Room for the prompt plus generation, as llama-bench sizes its context.
@@ -281,5 +280,5 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             args.n_gen, result.generation_tokens_per_second
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

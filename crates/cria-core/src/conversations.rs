@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cria_store::{ExportOptions, SearchHit};
+use cria_store::{Conversation, ExportOptions, Listing, SearchHit};
 
 use crate::{ConversationId, CoreError, Cria, Result, blocking};
 
@@ -106,6 +106,16 @@ impl Cria {
     /// Messages and document text matching `query` (any language, Korean included), best first.
     /// An empty query finds nothing.
     pub async fn search(&self, query: String) -> Result<Vec<SearchHit>> {
+        self.search_limited(query, MAX_SEARCH_RESULTS).await
+    }
+
+    /// [`Self::search`] returning at most `limit` hits (1 to [`MAX_SEARCH_RESULTS`]).
+    pub async fn search_limited(&self, query: String, limit: u32) -> Result<Vec<SearchHit>> {
+        if !(1..=MAX_SEARCH_RESULTS).contains(&limit) {
+            return Err(CoreError::InvalidInput(format!(
+                "The number of search results must be between 1 and {MAX_SEARCH_RESULTS}."
+            )));
+        }
         let query = query.trim().to_string();
         if query.chars().count() > MAX_QUERY_CHARS {
             return Err(CoreError::InvalidInput(format!(
@@ -116,7 +126,63 @@ impl Cria {
             return Ok(Vec::new());
         }
         let store = Arc::clone(&self.store);
-        blocking(move || store.search(&query, MAX_SEARCH_RESULTS)).await
+        blocking(move || store.search(&query, limit)).await
+    }
+
+    /// Conversations of one listing (the sidebar's, the archived ones, or all), pinned first,
+    /// then most recently updated.
+    pub async fn list_conversations_in(
+        &self,
+        listing: Listing,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Conversation>> {
+        let store = Arc::clone(&self.store);
+        blocking(move || store.list_conversations_in(listing, limit, offset)).await
+    }
+
+    /// One conversation's title, flags and times.
+    pub async fn conversation(&self, id: ConversationId) -> Result<Conversation> {
+        let store = Arc::clone(&self.store);
+        blocking(move || store.get_conversation(id)).await
+    }
+
+    /// A conversation as export text (Markdown: the visible branch; JSON: the whole tree,
+    /// re-importable), for a caller that writes it somewhere itself.
+    pub async fn export_conversation_text(
+        &self,
+        id: ConversationId,
+        format: ExportFormat,
+    ) -> Result<String> {
+        let store = Arc::clone(&self.store);
+        blocking(move || match format {
+            ExportFormat::Markdown => store.export_markdown(id),
+            ExportFormat::Json => store.export_json_string(id, ExportOptions::default()),
+        })
+        .await
+    }
+
+    /// Imports a JSON export (see [`ExportFormat::Json`]) as a new conversation, all or
+    /// nothing, and returns its id. The file is untrusted: the store caps and checks it.
+    pub async fn import_conversation(&self, file: PathBuf) -> Result<ConversationId> {
+        let opened = std::fs::File::open(&file).map_err(|error| {
+            CoreError::InvalidInput(format!(
+                "Cannot read {}: {error}. Check the path and that the file is readable.",
+                file.display()
+            ))
+        })?;
+        let is_file = opened
+            .metadata()
+            .map(|meta| meta.is_file())
+            .unwrap_or(false);
+        if !is_file {
+            return Err(CoreError::InvalidInput(format!(
+                "{} is not a file; give the path of a conversation exported as JSON.",
+                file.display()
+            )));
+        }
+        let store = Arc::clone(&self.store);
+        blocking(move || store.import_json(std::io::BufReader::new(opened))).await
     }
 
     /// Writes a conversation to `<data folder>/exports/` and returns the file's path. Existing
@@ -310,6 +376,81 @@ mod tests {
             Err(cria_store::StoreError::NotFound { .. })
         ));
         assert_eq!(cria.list_conversations(10, 0).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn exported_text_imports_as_a_new_equal_conversation() {
+        let (dir, cria) = cria();
+        let id = conversation(&cria, "Trip", "오늘 날씨");
+        let json = cria
+            .export_conversation_text(id, ExportFormat::Json)
+            .await
+            .unwrap();
+        let file = dir.path().join("trip.json");
+        std::fs::write(&file, &json).unwrap();
+        let copy = cria.import_conversation(file).await.unwrap();
+        assert_ne!(copy, id);
+        assert_eq!(
+            cria.export_conversation_text(copy, ExportFormat::Json)
+                .await
+                .unwrap(),
+            json
+        );
+        let markdown = cria
+            .export_conversation_text(copy, ExportFormat::Markdown)
+            .await
+            .unwrap();
+        assert!(markdown.contains("오늘 날씨"), "{markdown}");
+    }
+
+    #[tokio::test]
+    async fn imports_refuse_folders_missing_files_and_garbage() {
+        let (dir, cria) = cria();
+        let garbage = dir.path().join("garbage.json");
+        std::fs::write(&garbage, "{ not an export").unwrap();
+        for path in [
+            dir.path().to_path_buf(),
+            dir.path().join("missing.json"),
+            garbage,
+        ] {
+            assert!(
+                cria.import_conversation(path.clone()).await.is_err(),
+                "{path:?}"
+            );
+        }
+        assert!(cria.list_conversations(10, 0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn listings_and_search_limits() {
+        let (_dir, cria) = cria();
+        let first = conversation(&cria, "First", "apple pie");
+        conversation(&cria, "Second", "apple tart");
+        cria.set_conversation_archived(first, true).await.unwrap();
+        let archived = cria
+            .list_conversations_in(Listing::Archived, 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(archived.len(), 1);
+        assert_eq!(archived[0].id, first);
+        assert_eq!(
+            cria.list_conversations_in(Listing::All, 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(cria.conversation(first).await.unwrap().title, "First");
+        assert_eq!(
+            cria.search_limited("apple".into(), 1).await.unwrap().len(),
+            1
+        );
+        for limit in [0, MAX_SEARCH_RESULTS + 1] {
+            assert!(matches!(
+                cria.search_limited("apple".into(), limit).await,
+                Err(CoreError::InvalidInput(_))
+            ));
+        }
     }
 
     #[tokio::test]

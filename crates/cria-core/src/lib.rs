@@ -31,9 +31,13 @@ pub use conversations::{
 };
 pub use cria_store::{
     Attachment, AttachmentId, AttachmentKind, Conversation, ConversationId, GenerationStats,
-    Message, MessageId, MessageStatus, PathEntry, Role, SearchHit, SearchSource, StoreError,
+    Listing, Message, MessageId, MessageStatus, PathEntry, Role, SearchHit, SearchSource,
+    StoreError,
 };
-pub use models::{ACTIVE_MODEL_SETTING, LoadedModel, ModelSummary};
+pub use models::{
+    ACTIVE_MODEL_SETTING, CatalogEntry, FitReport, FitSource, LoadedModel, ModelSummary,
+    TEST_CATALOG_BASE_URL_ENV,
+};
 pub use paths::AppPaths;
 pub use routing::{FAST_PROFILE_SETTING, ModelPin, VISION_PROFILE_SETTING};
 pub use views::{AttachmentSummary, MessageView, PagePreview};
@@ -61,8 +65,9 @@ pub enum CoreError {
 pub type Result<T> = std::result::Result<T, CoreError>;
 
 /// Every Cria executable (the app, the CLI) calls this first thing in `main`: when the process
-/// was started as one of Cria's worker processes (the llama.cpp engine), it runs that worker
-/// and returns its exit code; otherwise `None` and `main` goes on.
+/// was started as one of Cria's worker processes (the llama.cpp engine with
+/// `--cria-engine-worker`, or the document reader with `--cria-ingest-worker`), it runs that
+/// worker and returns its exit code; otherwise `None` and `main` goes on.
 pub fn worker_main_if_requested() -> Option<std::process::ExitCode> {
     cria_engine::worker_main_if_requested().or_else(cria_ingest::worker_main_if_requested)
 }

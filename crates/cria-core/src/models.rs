@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cria_engine::LoadOptions;
-use cria_models::library::{ImportMode, Library, ListingRow};
-use cria_models::planner::{GpuDevice, Machine};
+use cria_models::catalog::{Catalog, SplitName};
+use cria_models::download::{CancelToken as DownloadCancel, DownloadEvent, Downloader};
+use cria_models::library::{ImportMode, Library, LibraryEntry, ListingRow};
+use cria_models::net::NetworkPolicy;
+use cria_models::planner::{ContextRequest, GpuDevice, Machine};
 use serde::Serialize;
 
 use crate::{CoreError, Cria, Result};
@@ -239,5 +242,317 @@ impl Cria {
     pub(crate) async fn active_model_id(&self) -> Result<Option<String>> {
         let store = Arc::clone(&self.store);
         crate::blocking(move || store.get_setting(ACTIVE_MODEL_SETTING)).await
+    }
+}
+
+/// Test-only: serve catalog downloads from a loopback HTTP server instead of the model hub.
+/// Only `http://localhost:<port>` (or a `*.localhost` name) is accepted; the path of every
+/// catalog URL is kept, and sizes and checksums are still verified.
+pub const TEST_CATALOG_BASE_URL_ENV: &str = "CRIA_TEST_CATALOG_BASE_URL";
+
+/// A downloadable catalog entry (one quantization of a model).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CatalogEntry {
+    /// The name `cria models pull` and `cria models fit` take.
+    pub id: String,
+    pub name: String,
+    pub quantization: String,
+    pub size_bytes: u64,
+    pub vision: bool,
+    pub note: Option<String>,
+}
+
+/// Where a fit verdict's figures came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FitSource {
+    /// A catalog entry: sizes as published, so the plan is an estimate.
+    Catalog { id: String },
+    /// A model of the library.
+    Library { id: String },
+    /// A GGUF file read from disk.
+    File { path: PathBuf },
+}
+
+/// The planner's verdict for one model on this machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FitReport {
+    pub name: String,
+    pub source: FitSource,
+    /// The verdict in words ("fits on GPU", "hybrid GPU + CPU", "CPU only", "does not fit").
+    pub verdict_label: String,
+    pub plan: cria_models::planner::FitPlan,
+}
+
+impl Cria {
+    /// Makes a library model the one the next message loads (what the window's model picker
+    /// remembers), without loading it now.
+    pub async fn set_active_model(&self, id: String) -> Result<()> {
+        let library = Arc::clone(&self.library);
+        let wanted = id.clone();
+        let known = crate::blocking(move || {
+            library
+                .models()
+                .map(|models| models.iter().any(|entry| entry.id == wanted))
+        })
+        .await?;
+        if !known {
+            return Err(cria_models::ModelsError::UnknownModel(id).into());
+        }
+        let store = Arc::clone(&self.store);
+        crate::blocking(move || store.set_setting(ACTIVE_MODEL_SETTING, &id)).await
+    }
+
+    /// The catalog's downloadable entries.
+    pub fn catalog_entries(&self) -> Result<Vec<CatalogEntry>> {
+        let catalog = Catalog::bundled()?;
+        Ok(catalog
+            .variants
+            .iter()
+            .map(|variant| CatalogEntry {
+                id: variant.id.clone(),
+                name: catalog
+                    .model(&variant.model)
+                    .map_or_else(|| variant.model.clone(), |model| model.name.clone()),
+                quantization: variant.quantization.clone(),
+                size_bytes: variant.size_estimate(),
+                vision: variant.mmproj.is_some(),
+                note: variant.note.clone(),
+            })
+            .collect())
+    }
+
+    /// The fit verdict on this machine for a catalog entry, a library model (by id) or a GGUF
+    /// file (by path), tried in that order.
+    pub async fn fit(&self, name: &str) -> Result<FitReport> {
+        let catalog = Catalog::bundled()?;
+        let (facts, source) = if catalog.variant(name).is_some() {
+            let facts = catalog.facts(name, true)?;
+            (facts, FitSource::Catalog { id: name.into() })
+        } else if let Some(entry) = self.library_entry(name).await? {
+            let facts = entry.facts.ok_or_else(|| {
+                CoreError::InvalidInput(format!(
+                    "The layout of {name} could not be read from its file, so no fit estimate \
+                     is available."
+                ))
+            })?;
+            (facts, FitSource::Library { id: entry.id })
+        } else if std::path::Path::new(name).exists() {
+            let path = PathBuf::from(name);
+            let facts = crate::blocking({
+                let path = path.clone();
+                move || facts_of_file(&path)
+            })
+            .await?;
+            (facts, FitSource::File { path })
+        } else {
+            let known: Vec<&str> = catalog.variants.iter().map(|v| v.id.as_str()).collect();
+            return Err(CoreError::InvalidInput(format!(
+                "{name:?} is not a catalog entry, a library model or a file. Catalog entries: {}",
+                known.join(", ")
+            )));
+        };
+        let machine = self.this_machine().await;
+        let plan = cria_models::planner::plan(&facts, &machine, ContextRequest::Largest);
+        Ok(FitReport {
+            name: facts.name.clone(),
+            source,
+            verdict_label: plan.verdict.label().to_string(),
+            plan,
+        })
+    }
+
+    /// Downloads a catalog entry into the library (resuming a partial download, verifying
+    /// sizes and sha256) and adds it. Cancelling keeps the partial files for the next try.
+    pub async fn pull_model(
+        &self,
+        variant_id: &str,
+        with_vision: bool,
+        cancel: &DownloadCancel,
+        on_event: &mut (dyn FnMut(DownloadEvent) + Send),
+    ) -> Result<ModelSummary> {
+        let catalog = Catalog::bundled()?;
+        if catalog.variant(variant_id).is_none() {
+            let known: Vec<&str> = catalog.variants.iter().map(|v| v.id.as_str()).collect();
+            return Err(CoreError::InvalidInput(format!(
+                "{variant_id:?} is not in the catalog. Catalog entries: {}",
+                known.join(", ")
+            )));
+        }
+        let mut job = catalog.download_job(variant_id, with_vision)?;
+        let policy = match test_catalog_base_url()? {
+            Some(base) => {
+                for file in &mut job.files {
+                    file.url = rebase_url(&file.url, &base);
+                }
+                NetworkPolicy::loopback_for_tests()
+            }
+            None => NetworkPolicy::production(),
+        };
+        let library = Arc::clone(&self.library);
+        let dir = {
+            let variant = variant_id.to_string();
+            crate::blocking(move || library.download_dir(&variant)).await?
+        };
+        let downloader = Downloader::new(policy)?;
+        let files = downloader.download(&dir, &job, cancel, on_event).await?;
+        let library = Arc::clone(&self.library);
+        let variant = variant_id.to_string();
+        let entry =
+            crate::blocking(move || library.add_downloaded(&catalog, &variant, &files)).await?;
+        self.list_models()
+            .await?
+            .into_iter()
+            .find(|model| model.id == entry.id)
+            .ok_or_else(|| {
+                CoreError::Internal(format!("downloaded model {} is not listed", entry.id))
+            })
+    }
+
+    async fn library_entry(&self, id: &str) -> Result<Option<LibraryEntry>> {
+        let library = Arc::clone(&self.library);
+        let id = id.to_string();
+        crate::blocking(move || {
+            library
+                .models()
+                .map(|models| models.into_iter().find(|entry| entry.id == id))
+        })
+        .await
+    }
+}
+
+/// Planner facts read from a GGUF file (all its split parts when it is part 1 of several).
+fn facts_of_file(path: &std::path::Path) -> Result<cria_models::planner::ModelFacts> {
+    let not_gguf = |reason: String| cria_models::ModelsError::NotGguf {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file_name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    let parts = match SplitName::parse(file_name) {
+        Some(split) => {
+            let folder = path.parent().unwrap_or(std::path::Path::new("."));
+            (1..=split.count)
+                .map(|index| folder.join(split.part_name(index)))
+                .collect()
+        }
+        None => vec![path.to_path_buf()],
+    };
+    let mut infos = Vec::with_capacity(parts.len());
+    for part in &parts {
+        infos.push(cria_gguf::inspect(part).map_err(|error| not_gguf(error.to_string()))?);
+    }
+    if infos.first().is_some_and(cria_gguf::ModelInfo::is_mmproj) {
+        return Err(
+            not_gguf("this is a vision projector (mmproj), not a model".to_string()).into(),
+        );
+    }
+    let name = infos
+        .first()
+        .and_then(|info| info.name.clone())
+        .unwrap_or_else(|| file_name.to_string());
+    cria_models::library::facts_from_info(&name, &infos, 0).ok_or_else(|| {
+        not_gguf("its metadata lacks the layer, width or head counts the planner needs".into())
+            .into()
+    })
+}
+
+/// The loopback base URL a test set, checked; `None` in normal use.
+fn test_catalog_base_url() -> Result<Option<String>> {
+    match std::env::var(TEST_CATALOG_BASE_URL_ENV) {
+        Ok(base) if !base.is_empty() => {
+            let base = checked_test_base_url(&base)?;
+            tracing::warn!(%base, "downloading catalog files from a loopback test server");
+            Ok(Some(base))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `base` without a trailing slash when it is `http://localhost[:port]` (or a `*.localhost`
+/// name); an error otherwise.
+fn checked_test_base_url(base: &str) -> Result<String> {
+    let base = base.trim_end_matches('/').to_string();
+    let authority = base.strip_prefix("http://").unwrap_or_default();
+    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+    let loopback_host = host == "localhost" || host.ends_with(".localhost");
+    let port_ok = port.is_empty() || port.parse::<u16>().is_ok();
+    if !loopback_host || !port_ok {
+        return Err(CoreError::InvalidInput(format!(
+            "{TEST_CATALOG_BASE_URL_ENV} must be http://localhost:<port> (it is for tests only)"
+        )));
+    }
+    Ok(base)
+}
+
+/// `https://host/path?query` with its scheme and host replaced by `base`.
+fn rebase_url(url: &str, base: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme
+        .find('/')
+        .map_or("/", |slash| &after_scheme[slash..]);
+    format!("{base}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_http_may_replace_the_catalog_host() {
+        assert_eq!(
+            checked_test_base_url("http://localhost:8123/").unwrap(),
+            "http://localhost:8123"
+        );
+        assert!(checked_test_base_url("http://cdn.localhost:1").is_ok());
+        for refused in [
+            "https://localhost:1",
+            "http://example.org:80",
+            "http://127.0.0.1:80",
+            "http://localhost.example.org",
+            "http://localhost:1/path",
+            "http://localhost:99999",
+            "file:///etc",
+        ] {
+            assert!(checked_test_base_url(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn rebasing_keeps_the_path_and_query() {
+        assert_eq!(
+            rebase_url(
+                "https://huggingface.co/org/repo/resolve/main/m.gguf?download=1",
+                "http://localhost:9"
+            ),
+            "http://localhost:9/org/repo/resolve/main/m.gguf?download=1"
+        );
+    }
+
+    #[tokio::test]
+    async fn fit_names_a_catalog_entry_and_refuses_unknown_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let cria = Cria::open_with_engine(
+            crate::AppPaths::in_dir(dir.path().join("data")),
+            Arc::new(cria_engine::NoModelEngine),
+        )
+        .unwrap();
+        let entry = &cria.catalog_entries().unwrap()[0];
+        let report = cria.fit(&entry.id).await.unwrap();
+        assert_eq!(
+            report.source,
+            FitSource::Catalog {
+                id: entry.id.clone()
+            }
+        );
+        assert_eq!(report.verdict_label, report.plan.verdict.label());
+        let error = cria.fit("no-such-model").await.unwrap_err();
+        assert!(error.to_string().contains(&entry.id), "{error}");
+        assert!(matches!(
+            cria.set_active_model("no-such-model".into()).await,
+            Err(CoreError::Models(cria_models::ModelsError::UnknownModel(_)))
+        ));
     }
 }

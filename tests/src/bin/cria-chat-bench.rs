@@ -97,7 +97,8 @@ async fn run(model: PathBuf, turns: usize) -> anyhow::Result<()> {
     for round in 0..3 {
         if round > 0 {
             // The cache holds the other conversation: this turn prefills the whole history.
-            let (_, cold) = turn(&cria, conversation, "One more fact about rivers, please.").await?;
+            let (_, cold) =
+                turn(&cria, conversation, "One more fact about rivers, please.").await?;
             colds.push(cold.ttft_ms);
         }
         let (_, follow_up) = turn(&cria, conversation, new_message).await?;
