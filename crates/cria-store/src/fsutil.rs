@@ -4,7 +4,7 @@
 //! Unix; elsewhere the platform's per-user profile folders already keep others out).
 
 use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::{Result, StoreError};
 
@@ -72,19 +72,55 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Opens (creating owner-only) the lock file and tries to lock it exclusively: `Some(file)`
-/// (keep it to hold the lock) if this process now owns the database, `None` if another does.
-pub(crate) fn try_lock_owner(path: &Path) -> Result<Option<File>> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options
-        .open(path)
-        .map_err(|source| StoreError::from_io(path, source))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::from_io(path, source)),
+/// The lock file every process holds while it has the database open.
+///
+/// Each process holds a shared lock for as long as its store lives. At open, a process first
+/// tries the exclusive lock: it gets it only when no other process has the database open, and
+/// only then may it treat replies left `streaming` as interrupted (nobody can be writing them).
+/// It then converts to shared. A process that finds the database in use waits for the shared
+/// lock, so it never starts streaming while another process is still recovering.
+pub(crate) struct DatabaseLock {
+    file: File,
+    path: PathBuf,
+    /// This process had the database to itself when it opened it.
+    alone_at_open: bool,
+}
+
+impl DatabaseLock {
+    pub(crate) fn acquire(path: &Path) -> Result<Self> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(path)
+            .map_err(|source| StoreError::from_io(path, source))?;
+        let alone_at_open = match file.try_lock() {
+            Ok(()) => true,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                file.lock_shared()
+                    .map_err(|source| StoreError::from_io(path, source))?;
+                false
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(StoreError::from_io(path, source));
+            }
+        };
+        Ok(DatabaseLock {
+            file,
+            path: path.to_path_buf(),
+            alone_at_open,
+        })
+    }
+
+    pub(crate) fn alone_at_open(&self) -> bool {
+        self.alone_at_open
+    }
+
+    /// After recovery: let other processes in (exclusive becomes shared).
+    pub(crate) fn share(&self) -> Result<()> {
+        self.file
+            .lock_shared()
+            .map_err(|source| StoreError::from_io(&self.path, source))
     }
 }

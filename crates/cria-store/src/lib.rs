@@ -12,11 +12,12 @@
 //!   runs with `synchronous = FULL`, so a finished reply survives power loss too. The loss
 //!   window for a streaming reply is therefore one batch on crash, and at most the streamed text
 //!   since its start on power loss (it is then recovered as `interrupted`, never corrupt).
-//! - On open, replies left `streaming` by a dead process become `interrupted`. Only the
-//!   process that owns the database does this: [`Store::open`] takes an exclusive lock on
-//!   `<database>.lock` (released by the kernel when the process dies, even on kill -9). A second
-//!   process opening the same database works normally but leaves streaming replies alone,
-//!   because their writer is alive.
+//! - On open, replies left `streaming` by a dead process become `interrupted`, but only when no
+//!   other process has the database open: every open store holds a shared lock on
+//!   `<database>.lock` (released by the kernel when the process dies, even on kill -9), and
+//!   [`Store::open`] recovers only if it can first take that lock exclusively, then shares it.
+//!   A process opening a database in use waits for the share (so it never writes while another
+//!   recovers) and leaves streaming replies alone, because their writers may be alive.
 //! - The database, its `-wal`/`-shm` files and the blob folder are owner-only (0600/0700).
 //!
 //! Threading: a [`Store`] owns one connection behind a mutex, and every call is blocking and
@@ -177,8 +178,8 @@ pub struct Store {
     conn: Mutex<Connection>,
     blobs: Option<attachments::BlobDir>,
     path: Option<PathBuf>,
-    /// Held (locked) for the life of the store when this process owns the database.
-    _owner_lock: Option<std::fs::File>,
+    /// Held (shared) for the life of the store; see [`fsutil::DatabaseLock`].
+    database_lock: Option<fsutil::DatabaseLock>,
 }
 
 /// `path` with `suffix` appended to its file name (`cria.sqlite3` → `cria.sqlite3-wal`).
@@ -209,11 +210,16 @@ impl Store {
             fsutil::create_private_dir(parent)?;
         }
         fsutil::ensure_private_file(path)?;
-        let owner_lock = fsutil::try_lock_owner(&side_path(path, ".lock"))?;
+        let database_lock = fsutil::DatabaseLock::acquire(&side_path(path, ".lock"))?;
         let conn = Connection::open(path)?;
         let blobs = attachments::BlobDir::new(blob_folder_for(path));
         blobs.create()?;
-        let store = Self::from_connection(conn, Some(blobs), Some(path.to_path_buf()), owner_lock)?;
+        let store = Self::from_connection(
+            conn,
+            Some(blobs),
+            Some(path.to_path_buf()),
+            Some(database_lock),
+        )?;
         store.secure_files()?;
         Ok(store)
     }
@@ -223,16 +229,19 @@ impl Store {
         Self::from_connection(Connection::open_in_memory()?, None, None, None)
     }
 
-    /// Whether this store owns its database (see the crate docs on recovery).
+    /// Whether this store had its database to itself when it opened it, and so recovered
+    /// replies left streaming (see the crate docs on recovery).
     pub fn owns_database(&self) -> bool {
-        self._owner_lock.is_some() || self.path.is_none()
+        self.database_lock
+            .as_ref()
+            .is_none_or(fsutil::DatabaseLock::alone_at_open)
     }
 
     fn from_connection(
         mut conn: Connection,
         blobs: Option<attachments::BlobDir>,
         path: Option<PathBuf>,
-        owner_lock: Option<std::fs::File>,
+        database_lock: Option<fsutil::DatabaseLock>,
     ) -> Result<Self> {
         // Per-connection settings live outside migrations: they are not part of the schema.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -265,10 +274,10 @@ impl Store {
             conn: Mutex::new(conn),
             blobs,
             path,
-            _owner_lock: owner_lock,
+            database_lock,
         };
         if !store.owns_database() {
-            tracing::info!("another process owns this database; leaving its replies alone");
+            tracing::info!("another process has this database open; leaving its replies alone");
             return Ok(store);
         }
         let recovered = store.with_tx(|tx| messages::recover_streaming(tx))?;
@@ -277,6 +286,9 @@ impl Store {
                 recovered,
                 "marked replies left streaming by a previous run as interrupted"
             );
+        }
+        if let Some(lock) = &store.database_lock {
+            lock.share()?;
         }
         Ok(store)
     }
