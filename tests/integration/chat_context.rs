@@ -46,6 +46,7 @@ async fn send(
         conversation,
         text: text.into(),
         attachments,
+        model: None,
     };
     let started = cria
         .send(request, CancelToken::default(), |event| match event {
@@ -201,7 +202,7 @@ async fn every_route_with_the_tiny_llama4_fixture() {
             TurnRequest {
                 conversation: Some(conversation),
                 text: "Write a long story".into(),
-                attachments: Vec::new(),
+                ..TurnRequest::default()
             },
             cancel.clone(),
             |event| {

@@ -690,3 +690,131 @@ fn ctrl_c_during_a_pull_keeps_a_part_that_the_next_pull_resumes() {
     assert_eq!(std::fs::read(folder.join(PULLED_FILE)).unwrap(), model);
     assert!(!part.exists());
 }
+
+#[test]
+fn ask_with_attachments_prints_citations_in_json_and_reads_stdin_as_a_file() {
+    let cli = Cli::new();
+    let reply = cli.file("reply.txt", b"The reactor restarts in May [p. 2].");
+    let pdf = fixtures::pdf_with_pages(&[
+        PageContent::Latin(&["Quarterly report", "Revenue grew by 12 percent."]),
+        PageContent::Latin(&["Outlook", "The reactor restarts in May."]),
+    ]);
+    let path = cli.file("report.pdf", &pdf);
+    let output = cli
+        .command(&[
+            "ask",
+            "--attach",
+            path.to_str().unwrap(),
+            "--json",
+            "When does the reactor restart?",
+        ])
+        .env(
+            "CRIA_TEST_ENGINE",
+            format!("scripted-file:{}", reply.display()),
+        )
+        .output()
+        .expect("run cria");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(answer["status"], "complete");
+    assert_eq!(answer["content"], "The reactor restarts in May [p. 2].");
+    let citation = &answer["citations"][0];
+    assert_eq!(citation["file_name"], "report.pdf");
+    assert_eq!(citation["page_number"], 2);
+    let (start, end) = (
+        citation["span_start"].as_u64().unwrap() as usize,
+        citation["span_end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&answer["content"].as_str().unwrap()[start..end], "[p. 2]");
+
+    // `--attach -`: stdin is the file, the question an argument.
+    let mut child = cli
+        .command(&["ask", "--attach", "-", "--json", "summarise"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cria");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# Notes\nShip on Friday.\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // The echo engine repeats what the model was shown: stdin went inline as a document.
+    let shown = answer["content"].as_str().unwrap();
+    assert!(shown.contains("name=\"stdin.txt\""), "{shown}");
+    assert!(
+        shown.contains("[p. 1]\n# Notes\nShip on Friday."),
+        "{shown}"
+    );
+    assert!(shown.ends_with("summarise"), "{shown}");
+
+    // A file that cannot be read: exit 1, one line, nothing stored.
+    let before = cli.snapshot();
+    let bomb = cli.file(
+        "bomb.png",
+        &fixtures::png_raw(100_000, 100_000, &[], &fixtures::zlib(&[0u8; 64])),
+    );
+    let output = cli.run(&["ask", "--attach", bomb.to_str().unwrap(), "what is this?"]);
+    let stderr = assert_fails_with(&output, 1, "a bomb image");
+    assert!(stderr.contains("bomb.png"), "{stderr}");
+    assert_eq!(cli.snapshot(), before);
+}
+
+#[test]
+fn chat_keeps_a_conversation_with_attachments_and_starts_a_new_one_on_request() {
+    let cli = Cli::new();
+    let notes = cli.file("notes.txt", b"Ship on Friday.");
+    let script = format!(
+        "hello\n/attach {}\nwhat do the notes say?\n/new\nsecond conversation\n",
+        notes.display()
+    );
+    let mut child = cli
+        .command(&["chat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cria chat");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Echo: hello"), "{stdout}");
+    let listed = cli.json(&["conversations", "list", "--json"]);
+    let conversations = listed.as_array().unwrap();
+    assert_eq!(conversations.len(), 2, "{listed}");
+    // The older conversation has both turns, the second with the attached file.
+    let first = conversations
+        .iter()
+        .find(|c| c["title"] == "hello")
+        .expect("the first conversation");
+    let id = first["id"].to_string();
+    let exported: Value =
+        serde_json::from_str(&cli.ok(&["conversations", "export", &id, "--format", "json"]))
+            .unwrap();
+    let text = exported.to_string();
+    assert!(text.contains("what do the notes say?"), "{text}");
+    assert!(text.contains("notes.txt"), "{text}");
+}

@@ -6,10 +6,15 @@
 //! reply as `interrupted` on the next open). A reply that fails exits 2 with the reason.
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
 
-use clap::Args;
-use cria_core::{ConversationId, Cria, MessageStatus, TurnEvent};
+use clap::{Args, ValueEnum};
+use cria_core::{
+    AttachmentInput, ConversationId, Cria, MessageStatus, ModelPin, TurnEvent, TurnRequest,
+    TurnSummary,
+};
 use cria_engine::CancelToken;
+use serde::Serialize;
 
 use crate::error::{CliError, CliResult};
 use crate::term::Output;
@@ -25,36 +30,105 @@ pub struct AskArgs {
     /// Start a new conversation (the default).
     #[arg(long)]
     new: bool,
+    /// A file to ask about (image, PDF, Office document, web page, text, code, CSV); repeat
+    /// for several. "-" attaches stdin (the question must then be an argument).
+    #[arg(long = "attach", value_name = "FILE")]
+    attachments: Vec<PathBuf>,
+    /// Answer with this profile's model for this question (set profiles in the app).
+    #[arg(long, value_enum, conflicts_with = "model")]
+    profile: Option<Profile>,
+    /// Answer with this library model (its id from `cria models list`).
+    #[arg(long)]
+    model: Option<String>,
+    /// Print the finished reply as JSON (text, status, citations, route, tokens, timings)
+    /// instead of streaming it.
+    #[arg(long)]
+    json: bool,
     /// The question; "-" or nothing reads it from stdin.
     question: Option<String>,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Profile {
+    Fast,
+    Vision,
+}
+
+/// `cria ask --json`: the reply as stored, with what the UI shows beside it.
+#[derive(Serialize)]
+struct AskJson {
+    conversation_id: i64,
+    user_message_id: i64,
+    reply_message_id: i64,
+    status: MessageStatus,
+    error: Option<String>,
+    content: String,
+    #[serde(flatten)]
+    summary: Option<TurnSummary>,
+}
+
 pub async fn run(cria: &Cria, args: AskArgs, output: Output) -> CliResult<()> {
+    let stdin_attached = args.attachments.iter().any(|path| path.as_os_str() == "-");
     let question = match args.question {
         Some(question) if question != "-" => question,
+        _ if stdin_attached => {
+            return Err(CliError::user(
+                "with --attach -, give the question as an argument: cat notes.md | cria ask --attach - \"summarise\"",
+            ));
+        }
         _ => read_question_from_stdin()?,
     };
+    let mut attachments = Vec::with_capacity(args.attachments.len());
+    for path in args.attachments {
+        attachments.push(if path.as_os_str() == "-" {
+            AttachmentInput::Bytes {
+                name: "stdin.txt".into(),
+                bytes: read_stdin_bytes()?,
+            }
+        } else {
+            AttachmentInput::Path(path)
+        });
+    }
+    let model = match (args.profile, args.model) {
+        (Some(Profile::Fast), _) => Some(ModelPin::Fast),
+        (Some(Profile::Vision), _) => Some(ModelPin::Vision),
+        (None, Some(id)) => Some(ModelPin::Model(id)),
+        (None, None) => None,
+    };
+    let request = TurnRequest {
+        conversation: args.conversation.map(ConversationId),
+        text: question,
+        attachments,
+        model,
+    };
+    let json = args.json;
     let cancel = CancelToken::default();
     let mut stdout = std::io::stdout();
     let mut outcome: Option<(MessageStatus, Option<String>)> = None;
+    let mut summary: Option<TurnSummary> = None;
     let mut ends_with_newline = true;
     let mut interrupted = false;
+    let mut progress_line = output.progress();
     // The turn borrows the output state; it ends with this block.
     let started = {
-        let turn = cria.send_message(
-            args.conversation.map(ConversationId),
-            question,
-            cancel.clone(),
-            |event| match event {
-                TurnEvent::Token(piece) => {
-                    ends_with_newline = piece.ends_with('\n');
-                    let _ = stdout.write_all(output.text(&piece).as_bytes());
-                    let _ = stdout.flush();
-                }
-                TurnEvent::Finished { status, error } => outcome = Some((status, error)),
-                _ => {}
-            },
-        );
+        let turn = cria.send(request, cancel.clone(), |event| match event {
+            TurnEvent::Preparing(progress) => progress_line.show(
+                &format!(
+                    "reading {}: page {} of {}",
+                    progress.file_name, progress.done_pages, progress.total_pages
+                ),
+                false,
+            ),
+            TurnEvent::Started(_) => progress_line.clear(),
+            TurnEvent::Token(piece) if !json => {
+                ends_with_newline = piece.ends_with('\n');
+                let _ = stdout.write_all(output.text(&piece).as_bytes());
+                let _ = stdout.flush();
+            }
+            TurnEvent::Summary(s) => summary = Some(s),
+            TurnEvent::Finished { status, error } => outcome = Some((status, error)),
+            _ => {}
+        });
         tokio::pin!(turn);
         tokio::select! {
             result = &mut turn => result,
@@ -72,7 +146,31 @@ pub async fn run(cria: &Cria, args: AskArgs, output: Output) -> CliResult<()> {
             }
         }?
     };
-    if !ends_with_newline {
+    if json {
+        let (status, error) = outcome.clone().unwrap_or((MessageStatus::Failed, None));
+        let content = cria
+            .conversation_messages(started.conversation_id)
+            .await?
+            .into_iter()
+            .find(|message| message.id == started.reply_message_id)
+            .map(|message| message.content)
+            .unwrap_or_default();
+        crate::print_json(&AskJson {
+            conversation_id: started.conversation_id.0,
+            user_message_id: started.user_message_id.0,
+            reply_message_id: started.reply_message_id.0,
+            status,
+            error,
+            content,
+            summary: summary.clone(),
+        })?;
+    }
+    if let Some(summary) = &summary {
+        for notice in &summary.notices {
+            output.note(&format!("note: {notice}"));
+        }
+    }
+    if !ends_with_newline && !json {
         println!();
     }
     let (status, error) = outcome.unwrap_or((MessageStatus::Failed, None));
@@ -113,6 +211,22 @@ pub async fn run(cria: &Cria, args: AskArgs, output: Output) -> CliResult<()> {
             format!("the reply ended as {}", status.as_str())
         }))),
     }
+}
+
+/// Stdin as an attachment (`--attach -`), bounded like any attached file.
+fn read_stdin_bytes() -> CliResult<Vec<u8>> {
+    let limit = cria_ingest::IngestLimits::default().max_input_bytes;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(CliError::user(format!(
+            "stdin is larger than {limit} bytes, the most Cria reads from one file"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn read_question_from_stdin() -> CliResult<String> {

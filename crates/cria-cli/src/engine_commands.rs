@@ -42,8 +42,22 @@ impl ModelArgs {
 
 #[derive(Args, Debug)]
 pub struct ChatArgs {
-    #[command(flatten)]
-    model: ModelArgs,
+    /// The GGUF model file; without it, a conversation in the app's history
+    /// (see `crate::chat_session`).
+    #[arg(long, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// CPU threads (with --model; default: chosen for a busy desktop).
+    #[arg(long, short = 't', requires = "model")]
+    threads: Option<u32>,
+    /// Context size in tokens (with --model).
+    #[arg(long, requires = "model")]
+    ctx: Option<u32>,
+    /// Layers to offload to the GPU (with --model; default: all when a GPU is available).
+    #[arg(long, requires = "model")]
+    gpu_layers: Option<u32>,
+    /// Continue this stored conversation (conversation mode only).
+    #[arg(long, conflicts_with = "model")]
+    pub conversation: Option<i64>,
     /// The vision projector (mmproj) GGUF, needed for --image.
     #[arg(long)]
     mmproj: Option<PathBuf>,
@@ -67,7 +81,7 @@ pub struct ChatArgs {
     #[arg(long)]
     stats: bool,
     /// The message; without it, an interactive chat reads lines from stdin.
-    prompt: Option<String>,
+    pub prompt: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -91,11 +105,15 @@ fn engine() -> anyhow::Result<EngineHandle> {
     Ok(EngineHandle::new(SupervisorOptions::current_exe()?))
 }
 
-pub async fn chat(args: ChatArgs) -> anyhow::Result<()> {
+pub async fn chat(args: ChatArgs, model: PathBuf) -> anyhow::Result<()> {
+    let model = ModelArgs {
+        model,
+        threads: args.threads,
+        ctx: args.ctx,
+        gpu_layers: args.gpu_layers,
+    };
     let engine = engine()?;
-    let info = engine
-        .load(args.model.load_options(args.mmproj.clone()))
-        .await?;
+    let info = engine.load(model.load_options(args.mmproj.clone())).await?;
     if let Some(reason) = &info.cpu_fallback_reason {
         eprintln!("cria: {reason}");
     }

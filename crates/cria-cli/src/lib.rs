@@ -10,6 +10,7 @@
 //! (`cargo test` does not build other packages' binaries).
 
 mod ask;
+mod chat_session;
 mod conversations;
 mod engine_commands;
 pub mod error;
@@ -76,9 +77,13 @@ enum Command {
     /// The model library: list, import, remove, choose, check fit, download, inspect.
     #[command(subcommand)]
     Models(models::ModelsCommand),
-    /// Chat with a GGUF model directly, streaming the reply to stdout (nothing is stored).
+    /// Chat interactively in a stored conversation (like the app), or with --model directly
+    /// with a GGUF file (nothing stored).
     ///
-    /// Without a prompt, reads one message per line from stdin (an interactive chat).
+    /// Without --model: one message per line, `/attach FILE`, `/new`, `/quit`; Ctrl-C stops a
+    /// reply and keeps its text. With --model and no prompt, reads messages from stdin.
+    ///
+    /// Example: cria chat --conversation 12
     ///
     /// Example: cria chat --model llama4.gguf --mmproj mmproj.gguf --image cat.png "What is this?"
     Chat(ChatArgs),
@@ -159,7 +164,10 @@ fn finish(result: CliResult<()>) -> ExitCode {
 
 async fn run(command: Command, output: Output) -> CliResult<()> {
     match command {
-        Command::Chat(args) => Ok(engine_commands::chat(args).await?),
+        Command::Chat(mut args) => match args.model.take() {
+            Some(model) => Ok(engine_commands::chat(args, model).await?),
+            None => chat_session::run(&open()?, args.conversation, args.prompt, output).await,
+        },
         Command::Devices { json } => Ok(engine_commands::devices(json).await?),
         Command::Bench(args) => Ok(engine_commands::bench(args).await?),
         Command::Ingest(args) => ingest::run(args, output).await,

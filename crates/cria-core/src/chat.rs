@@ -45,6 +45,9 @@ pub struct TurnRequest {
     pub conversation: Option<ConversationId>,
     pub text: String,
     pub attachments: Vec<AttachmentInput>,
+    /// This turn only: a profile or model instead of the conversation's pin or automatic
+    /// routing (the CLI's `--profile` / `--model`).
+    pub model: Option<ModelPin>,
 }
 
 /// Identifiers of a turn, known before the first token.
@@ -117,7 +120,7 @@ impl Cria {
         let request = TurnRequest {
             conversation,
             text,
-            attachments: Vec::new(),
+            ..TurnRequest::default()
         };
         self.send(request, cancel, on_event).await
     }
@@ -140,6 +143,7 @@ impl Cria {
             .await?;
         let store = Arc::clone(&self.store);
         let conversation = request.conversation;
+        let model_override = request.model;
         let started = blocking(move || {
             let conversation_id = match conversation {
                 Some(id) => store.get_conversation(id)?.id,
@@ -162,8 +166,14 @@ impl Cria {
             })
         })
         .await?;
-        self.run_turn(started, ReplyMode::Fresh, cancel, &mut on_event)
-            .await
+        self.run_turn(
+            started,
+            ReplyMode::Fresh,
+            model_override,
+            cancel,
+            &mut on_event,
+        )
+        .await
     }
 
     /// Writes a new reply to the same user message, kept beside the old one ("‹ 2/2 ›").
@@ -192,7 +202,7 @@ impl Cria {
             })
         })
         .await?;
-        self.run_turn(started, ReplyMode::Fresh, cancel, &mut on_event)
+        self.run_turn(started, ReplyMode::Fresh, None, cancel, &mut on_event)
             .await
     }
 
@@ -226,7 +236,7 @@ impl Cria {
             })
         })
         .await?;
-        self.run_turn(started, ReplyMode::Fresh, cancel, &mut on_event)
+        self.run_turn(started, ReplyMode::Fresh, None, cancel, &mut on_event)
             .await
     }
 
@@ -264,7 +274,7 @@ impl Cria {
             })
         })
         .await?;
-        self.run_turn(started, ReplyMode::Continue, cancel, &mut on_event)
+        self.run_turn(started, ReplyMode::Continue, None, cancel, &mut on_event)
             .await
     }
 
@@ -324,13 +334,16 @@ impl Cria {
         &self,
         started: TurnStarted,
         mode: ReplyMode,
+        model_override: Option<ModelPin>,
         cancel: CancelToken,
         on_event: &mut (impl FnMut(TurnEvent) + Send),
     ) -> Result<TurnStarted> {
         self.running_turns()
             .insert(started.reply_message_id, cancel.clone());
         on_event(TurnEvent::Started(started));
-        let result = self.generate_reply(started, mode, cancel, on_event).await;
+        let result = self
+            .generate_reply(started, mode, model_override, cancel, on_event)
+            .await;
         self.running_turns().remove(&started.reply_message_id);
         result.map(|()| started)
     }
@@ -339,11 +352,12 @@ impl Cria {
         &self,
         started: TurnStarted,
         mode: ReplyMode,
+        model_override: Option<ModelPin>,
         cancel: CancelToken,
         on_event: &mut (impl FnMut(TurnEvent) + Send),
     ) -> Result<()> {
         let reply_id = started.reply_message_id;
-        let prepared = match self.prepare_prompt(started, mode).await {
+        let prepared = match self.prepare_prompt(started, mode, model_override).await {
             Ok(prepared) => prepared,
             Err(error) => {
                 // The reply exists (streaming, maybe with text when continuing): it ends as
@@ -463,9 +477,13 @@ impl Cria {
         &self,
         started: TurnStarted,
         mode: ReplyMode,
+        model_override: Option<ModelPin>,
     ) -> Result<PreparedPrompt> {
         let store = Arc::clone(&self.store);
-        let gathered = blocking(move || gather(&store, started, mode)).await?;
+        let mut gathered = blocking(move || gather(&store, started, mode)).await?;
+        if model_override.is_some() {
+            gathered.conversation_pin = model_override;
+        }
 
         let needs_vision = gathered.newest_needs_vision
             || gathered.history[gathered.min_start.min(gathered.history.len())..]

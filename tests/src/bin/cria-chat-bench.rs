@@ -41,7 +41,7 @@ async fn turn(
             TurnRequest {
                 conversation,
                 text: text.into(),
-                attachments: Vec::new(),
+                ..TurnRequest::default()
             },
             CancelToken::default(),
             |event| {
