@@ -56,8 +56,22 @@ export class ChatSession {
     } finally {
       this.streamingReplyId = null;
     }
-    await this.refreshConversations();
+    await Promise.all([this.refreshConversations(), this.reloadAfterReply()]);
     return true;
+  }
+
+  /**
+   * The stream carries text and the final status; the stored reply also has its stats (model,
+   * timings, tokens). Reload the conversation from the store, the source of truth, unless the
+   * user has moved on to another one or started a new reply meanwhile.
+   */
+  private async reloadAfterReply(): Promise<void> {
+    const conversationId = this.activeConversationId;
+    if (conversationId === null) return;
+    const messages = await this.guard(getConversationMessages(conversationId), null);
+    if (messages && this.activeConversationId === conversationId && !this.isStreaming) {
+      this.messages = messages;
+    }
   }
 
   async stop(): Promise<void> {
@@ -113,5 +127,5 @@ function message(
   status: MessageDto['status'],
   createdAtMs: number,
 ): MessageDto {
-  return { id, parentId, role, content, status, error: null, createdAtMs };
+  return { id, parentId, role, content, status, error: null, createdAtMs, stats: null };
 }

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { enhancementsLoaded, loadEnhancements, onEnhancementLoaded } from './enhancements';
 import { isOpenableUrl, renderMarkdown } from './render';
 
 function dom(html: string): HTMLElement {
@@ -7,7 +8,37 @@ function dom(html: string): HTMLElement {
   return root;
 }
 
+describe('renderMarkdown before the highlighter and KaTeX have loaded', () => {
+  // Runs first in this file: nothing has asked for either renderer yet.
+  it('shows code plain and formulas as their TeX, then tells listeners when both arrive', async () => {
+    expect(enhancementsLoaded()).toEqual({ highlight: false, tex: false });
+    const loaded = new Promise<void>((resolve) => {
+      let count = 0;
+      const stop = onEnhancementLoaded(() => {
+        count += 1;
+        if (count === 2) {
+          stop();
+          resolve();
+        }
+      });
+    });
+    const source = '```rust\nfn main() {}\n```\n\nEuler: $e^{i\\pi}+1=0$\n';
+    const plain = dom(renderMarkdown(source));
+    expect(plain.querySelector('pre code')?.textContent).toBe('fn main() {}\n');
+    expect(plain.querySelector('.hljs-keyword')).toBeNull();
+    expect(plain.querySelector('.math-inline.math-source code')?.textContent).toBe('e^{i\\pi}+1=0');
+    expect(plain.querySelector('.katex')).toBeNull();
+
+    await loaded;
+    const enhanced = dom(renderMarkdown(source));
+    expect(enhanced.querySelector('.hljs-keyword')?.textContent).toBe('fn');
+    expect(enhanced.querySelector('.math-inline .katex')).not.toBeNull();
+  });
+});
+
 describe('renderMarkdown', () => {
+  beforeAll(() => loadEnhancements());
+
   it('renders GFM tables with alignment as classes, not styles', () => {
     const root = dom(renderMarkdown('| a | b |\n|:--|--:|\n| 1 | 2 |\n'));
     expect(root.querySelectorAll('table th')).toHaveLength(2);

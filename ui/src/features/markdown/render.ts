@@ -3,42 +3,13 @@
 //   2. links limited to https: and mailto: (anything else stays as inert source text),
 //      images turned into links (remote images never load),
 //   3. DOMPurify over the final HTML with a strict allow-list, `style` only inside KaTeX output.
-// The result is safe to assign to innerHTML. Clicking a link is handled by the component, which
-// asks before opening it in the system browser.
+// Highlighting and KaTeX load on first use (enhancements.ts); until then code is plain and a
+// formula shows its TeX source. The result is safe to assign to innerHTML. Clicking a link is
+// handled by the component, which asks before opening it in the system browser.
 import DOMPurify from 'dompurify';
-import hljs from 'highlight.js/lib/core';
-import bash from 'highlight.js/lib/languages/bash';
-import c from 'highlight.js/lib/languages/c';
-import cpp from 'highlight.js/lib/languages/cpp';
-import css from 'highlight.js/lib/languages/css';
-import diff from 'highlight.js/lib/languages/diff';
-import go from 'highlight.js/lib/languages/go';
-import java from 'highlight.js/lib/languages/java';
-import javascript from 'highlight.js/lib/languages/javascript';
-import json from 'highlight.js/lib/languages/json';
-import markdown from 'highlight.js/lib/languages/markdown';
-import python from 'highlight.js/lib/languages/python';
-import rust from 'highlight.js/lib/languages/rust';
-import sql from 'highlight.js/lib/languages/sql';
-import typescript from 'highlight.js/lib/languages/typescript';
-import xml from 'highlight.js/lib/languages/xml';
-import yaml from 'highlight.js/lib/languages/yaml';
 import MarkdownIt, { type Token } from 'markdown-it';
+import { highlighter, texRenderer } from './enhancements';
 import { escapeHtml, mathPlugin } from './math';
-
-const languages = {
-  bash, c, cpp, css, diff, go, java, javascript, json, markdown, python, rust, sql, typescript,
-  xml, yaml,
-};
-for (const [name, language] of Object.entries(languages)) hljs.registerLanguage(name, language);
-hljs.registerAliases(['sh', 'shell', 'zsh'], { languageName: 'bash' });
-hljs.registerAliases(['js', 'jsx', 'mjs'], { languageName: 'javascript' });
-hljs.registerAliases(['ts', 'tsx'], { languageName: 'typescript' });
-hljs.registerAliases(['py'], { languageName: 'python' });
-hljs.registerAliases(['rs'], { languageName: 'rust' });
-hljs.registerAliases(['html', 'svg'], { languageName: 'xml' });
-hljs.registerAliases(['yml'], { languageName: 'yaml' });
-hljs.registerAliases(['md'], { languageName: 'markdown' });
 
 /** Highlighting is skipped above this size: the text stays readable, the frame stays short. */
 const MAX_HIGHLIGHT_CHARS = 20_000;
@@ -51,15 +22,16 @@ export function isOpenableUrl(href: string): boolean {
 const md = new MarkdownIt({ html: false, linkify: true, typographer: false, breaks: false });
 md.validateLink = isOpenableUrl;
 md.linkify.set({ fuzzyLink: false, fuzzyEmail: false });
-md.use(mathPlugin);
+md.use(mathPlugin, (tex: string, displayMode: boolean) => texRenderer()?.renderTex(tex, displayMode) ?? null);
 
 md.renderer.rules.fence = (tokens, idx) => {
   const code = tokens[idx]?.content ?? '';
   const language = (tokens[idx]?.info ?? '').trim().split(/\s+/)[0]?.toLowerCase() ?? '';
   const label = escapeHtml(language || 'text');
   let body = escapeHtml(code);
-  if (language && code.length <= MAX_HIGHLIGHT_CHARS && hljs.getLanguage(language)) {
-    body = hljs.highlight(code, { language, ignoreIllegals: true }).value;
+  if (language && code.length <= MAX_HIGHLIGHT_CHARS) {
+    // Plain until the highlighter has loaded; the reply is rendered again when it has.
+    body = highlighter()?.highlight(code, language) ?? body;
   }
   return (
     `<div class="code-block"><div class="code-header"><span class="code-lang">${label}</span>` +
