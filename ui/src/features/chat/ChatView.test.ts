@@ -53,6 +53,15 @@ describe('ChatView', () => {
     expect(view.queryByTestId('reply-badge')).toBeNull();
   });
 
+  it('names the model as the library does when it knows the id', () => {
+    const view = render(ChatView, {
+      messages: [message({ content: 'Done.', stats: { ...stats, modelId: 'llama-4-scout-q4' } })],
+      streamingReplyId: null,
+      modelName: (id: string) => (id === 'llama-4-scout-q4' ? 'Llama 4 Scout' : undefined),
+    });
+    expect(view.getByTestId('reply-stats').textContent).toMatch(/^Llama 4 Scout · vision/);
+  });
+
   it('leaves out what was not measured and shows no stats while streaming or for the user', () => {
     const partial = { ...stats, modelId: null, route: null, ttftMs: 0, tokensPerSecond: 0, completionTokens: 1 };
     const view = render(ChatView, {

@@ -54,11 +54,17 @@ function interruption(error: string | null): Pick<ReplyEnd, 'message' | 'details
   };
 }
 
-/** The parts of the stats line, in order; empty when nothing was recorded. */
-export function statsParts(stats: GenerationStatsDto | null): string[] {
+/**
+ * The parts of the stats line, in order; empty when nothing was recorded. `modelName` turns the
+ * stored model id (a slug of its file name) into the library's display name when it knows it.
+ */
+export function statsParts(
+  stats: GenerationStatsDto | null,
+  modelName: (id: string) => string | undefined = () => undefined,
+): string[] {
   if (!stats) return [];
   const parts: string[] = [];
-  if (stats.modelId) parts.push(stats.modelId.replace(/\.gguf$/i, ''));
+  if (stats.modelId) parts.push(modelName(stats.modelId) ?? stats.modelId.replace(/\.gguf$/i, ''));
   if (stats.route) parts.push(stats.route);
   // Zero means "not measured" (a test engine, or a reply stopped before its first token).
   if (stats.ttftMs) parts.push(`TTFT ${duration(stats.ttftMs)}`);

@@ -19,6 +19,12 @@ export class ChatSession {
   streamingReplyId = $state<number | null>(null);
   /** A problem to show above the composer (not tied to one message). */
   notice = $state<string | null>(null);
+  /**
+   * Streamed text not yet in `messages`. Tokens arrive hundreds a second; the reply's state
+   * changes at most once per animation frame, so the view does its work once per frame too.
+   */
+  private unflushed = '';
+  private flushScheduled = false;
 
   get isStreaming(): boolean {
     return this.streamingReplyId !== null;
@@ -84,6 +90,7 @@ export class ChatSession {
         const { conversationId, userMessageId, replyMessageId } = event.data;
         this.activeConversationId = conversationId;
         this.streamingReplyId = replyMessageId;
+        this.unflushed = '';
         const lastId = this.messages.at(-1)?.id ?? null;
         const now = Date.now();
         this.messages.push(
@@ -93,11 +100,15 @@ export class ChatSession {
         break;
       }
       case 'token': {
-        const reply = this.messages.at(-1);
-        if (reply && reply.id === this.streamingReplyId) reply.content += event.data.text;
+        this.unflushed += event.data.text;
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          nextFrame(() => this.flushTokens());
+        }
         break;
       }
       case 'finished': {
+        this.flushTokens();
         const reply = this.messages.at(-1);
         if (reply && reply.id === this.streamingReplyId) {
           reply.status = event.data.status;
@@ -109,6 +120,14 @@ export class ChatSession {
     }
   }
 
+  private flushTokens(): void {
+    this.flushScheduled = false;
+    if (this.unflushed === '') return;
+    const reply = this.messages.at(-1);
+    if (reply && reply.id === this.streamingReplyId) reply.content += this.unflushed;
+    this.unflushed = '';
+  }
+
   private async guard<T>(promise: Promise<T>, fallback: T): Promise<T> {
     try {
       return await promise;
@@ -118,6 +137,11 @@ export class ChatSession {
     }
   }
 }
+
+const nextFrame: (callback: () => void) => void =
+  typeof requestAnimationFrame === 'function'
+    ? (callback) => requestAnimationFrame(callback)
+    : (callback) => setTimeout(callback, 16);
 
 function message(
   id: number,

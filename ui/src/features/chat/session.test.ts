@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { clearMocks, emitTurnEvent, mockCommands } from '../../ipc/testing';
 import type { GenerationStatsDto, MessageDto } from '../../ipc';
 import { ChatSession } from './session.svelte';
@@ -168,5 +168,36 @@ describe('ChatSession', () => {
     await sending;
     expect(session.activeConversationId).toBe(7);
     expect(session.messages.map((m) => m.content)).toEqual(['older chat']);
+  });
+
+  it('shows streamed text once per frame, not once per token', async () => {
+    let finish: () => void = () => {};
+    let emit: (text: string) => void = () => {};
+    mockCommands((command, args) => {
+      if (command === 'send_message') {
+        emitTurnEvent(args, { event: 'started', data: { conversationId: 1, userMessageId: 1, replyMessageId: 2 } });
+        emit = (text) => emitTurnEvent(args, { event: 'token', data: { text } });
+        return new Promise((resolve) => {
+          finish = () => {
+            emitTurnEvent(args, { event: 'finished', data: { status: 'complete', error: null } });
+            resolve({ conversationId: 1, userMessageId: 1, replyMessageId: 2 });
+          };
+        });
+      }
+      if (command === 'get_conversation_messages') return [stored(1, 'user', 'q', null), stored(2, 'assistant', 'a b c', null)];
+      return [];
+    });
+    const session = new ChatSession();
+    const sending = session.send('q');
+    await Promise.resolve();
+    emit('a ');
+    emit('b ');
+    expect(session.messages.at(-1)?.content).toBe('');
+    await vi.waitFor(() => expect(session.messages.at(-1)?.content).toBe('a b '));
+    emit('c');
+    finish();
+    // The end of the stream lands at once, with nothing left behind.
+    expect(session.messages.at(-1)?.content).toBe('a b c');
+    await sending;
   });
 });

@@ -101,6 +101,30 @@ describe('renderMarkdown', () => {
     expect(root.querySelector('a.image-link')?.getAttribute('href')).toBe('https://example.org/cat.png');
   });
 
+  it('renders each update of a streamed reply as a cold render would', () => {
+    const reply = '# Plan\n\nSteps with $x^2$:\n\n1. one\n2. two\n\n```js\nlet a = 1;\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n';
+    const pieces = reply.match(/\S+\s*|\s+/g) ?? [];
+    let buffer = '';
+    let last = '';
+    for (const piece of pieces) {
+      buffer += piece;
+      last = renderMarkdown(buffer);
+    }
+    const root = dom(last);
+    expect(root.querySelector('h1')?.textContent).toBe('Plan');
+    expect(root.querySelectorAll('ol li')).toHaveLength(2);
+    expect(root.querySelector('.math-inline .katex')).not.toBeNull();
+    expect(root.querySelector('pre code .hljs-keyword')?.textContent).toBe('let');
+    expect(root.querySelectorAll('td')).toHaveLength(2);
+  });
+
+  it('makes an earlier reference link live once its definition streams in', () => {
+    const before = dom(renderMarkdown('See [the docs][d].\n\n'));
+    expect(before.querySelector('a[href]')).toBeNull();
+    const after = dom(renderMarkdown('See [the docs][d].\n\n[d]: https://example.org/docs\n'));
+    expect(after.querySelector('a[href]')?.getAttribute('href')).toBe('https://example.org/docs');
+  });
+
   it('keeps Korean text intact', () => {
     expect(dom(renderMarkdown('**안녕하세요** 세계')).textContent?.trim()).toBe('안녕하세요 세계');
   });

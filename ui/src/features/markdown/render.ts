@@ -8,7 +8,7 @@
 // handled by the component, which asks before opening it in the system browser.
 import DOMPurify from 'dompurify';
 import MarkdownIt, { type Token } from 'markdown-it';
-import { highlighter, texRenderer } from './enhancements';
+import { enhancementsLoaded, highlighter, texRenderer } from './enhancements';
 import { escapeHtml, mathPlugin } from './math';
 
 /** Highlighting is skipped above this size: the text stays readable, the frame stays short. */
@@ -155,42 +155,71 @@ export function sanitize(html: string): string {
 }
 
 /**
- * Sanitized HTML of recently seen top-level blocks, keyed by their unsanitized HTML. While a
- * reply streams only its last block changes, so each update sanitizes one block, not the whole
- * buffer. Each block is sanitized on its own; sanitized fragments are complete elements, so
- * joining them cannot form new markup.
+ * Finished HTML (rendered and sanitized) of recently seen top-level blocks, keyed by the
+ * block's Markdown source and which renderers were loaded. While a reply streams only its last
+ * block changes, so each update renders and sanitizes one block; the formulas and code of the
+ * blocks before it are not drawn again. Each block is sanitized on its own; sanitized fragments
+ * are complete elements, so joining them cannot form new markup.
  */
-const sanitizedBlocks = new Map<string, string>();
+const finishedBlocks = new Map<string, string>();
 const MAX_CACHED_BLOCKS = 400;
+/** Larger blocks are rendered each time rather than held in memory. */
+const MAX_CACHED_BLOCK_CHARS = 50_000;
 
-function sanitizeBlock(html: string): string {
-  const cached = sanitizedBlocks.get(html);
-  if (cached !== undefined) return cached;
-  const clean = sanitize(html);
-  if (sanitizedBlocks.size >= MAX_CACHED_BLOCKS) {
-    const oldest = sanitizedBlocks.keys().next().value;
-    if (oldest !== undefined) sanitizedBlocks.delete(oldest);
+function finishBlock(tokens: Token[], env: object, key: string | null): string {
+  const cached = key === null ? undefined : finishedBlocks.get(key);
+  if (cached !== undefined) {
+    // Refresh its place, so the blocks of the reply on screen are the last to be dropped.
+    finishedBlocks.delete(key as string);
+    finishedBlocks.set(key as string, cached);
+    return cached;
   }
-  sanitizedBlocks.set(html, clean);
+  const clean = sanitize(md.renderer.render(tokens, md.options, env));
+  if (key !== null && key.length <= MAX_CACHED_BLOCK_CHARS) {
+    if (finishedBlocks.size >= MAX_CACHED_BLOCKS) {
+      const oldest = finishedBlocks.keys().next().value;
+      if (oldest !== undefined) finishedBlocks.delete(oldest);
+    }
+    finishedBlocks.set(key, clean);
+  }
   return clean;
 }
 
-/** Renders a reply (complete or still streaming) to sanitized HTML. */
-export function renderMarkdown(source: string): string {
-  const env = {};
+/**
+ * Renders a reply (complete or still streaming) to sanitized HTML, one string per top-level
+ * block. While a reply streams only the last block changes, so a view that keeps the others'
+ * DOM as it is re-lays out one block per update.
+ */
+export function renderMarkdownBlocks(source: string): string[] {
+  const env: { references?: Record<string, unknown> } = {};
   const tokens = md.parse(source, env);
-  let html = '';
+  const lines = source.split('\n');
+  // A block's HTML depends only on its own lines, except through reference-style link
+  // definitions elsewhere in the reply; with any of those nothing is taken from the cache.
+  const cacheable = Object.keys(env.references ?? {}).length === 0;
+  const { highlight, tex } = enhancementsLoaded();
+  const keyOf = (first: Token | undefined): string | null => {
+    if (!cacheable || !first?.map) return null;
+    const [from, to] = first.map;
+    return `${highlight ? 'h' : '-'}${tex ? 't' : '-'}\u0000${lines.slice(from, to).join('\n')}`;
+  };
+  const blocks: string[] = [];
   let start = 0;
   for (let index = 0; index < tokens.length; index += 1) {
     const token = tokens[index];
     // A top-level block ends at a level-0 token that does not open something.
     if (token && token.level === 0 && token.nesting !== 1) {
-      html += sanitizeBlock(md.renderer.render(tokens.slice(start, index + 1), md.options, env));
+      blocks.push(finishBlock(tokens.slice(start, index + 1), env, keyOf(tokens[start])));
       start = index + 1;
     }
   }
   if (start < tokens.length) {
-    html += sanitizeBlock(md.renderer.render(tokens.slice(start), md.options, env));
+    blocks.push(finishBlock(tokens.slice(start), env, keyOf(tokens[start])));
   }
-  return html;
+  return blocks;
+}
+
+/** Renders a reply to one string of sanitized HTML. */
+export function renderMarkdown(source: string): string {
+  return renderMarkdownBlocks(source).join('');
 }
