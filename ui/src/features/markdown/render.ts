@@ -166,7 +166,9 @@ const MAX_CACHED_BLOCKS = 400;
 /** Larger blocks are rendered each time rather than held in memory. */
 const MAX_CACHED_BLOCK_CHARS = 50_000;
 
-function finishBlock(tokens: Token[], env: object, key: string | null): string {
+type Env = Parameters<typeof md.parse>[1];
+
+function finishBlock(tokens: Token[], env: Env, key: string | null): string {
   const cached = key === null ? undefined : finishedBlocks.get(key);
   if (cached !== undefined) {
     // Refresh its place, so the blocks of the reply on screen are the last to be dropped.
@@ -191,12 +193,12 @@ function finishBlock(tokens: Token[], env: object, key: string | null): string {
  * DOM as it is re-lays out one block per update.
  */
 export function renderMarkdownBlocks(source: string): string[] {
-  const env: { references?: Record<string, unknown> } = {};
+  const env: Env = {};
   const tokens = md.parse(source, env);
   const lines = source.split('\n');
   // A block's HTML depends only on its own lines, except through reference-style link
   // definitions elsewhere in the reply; with any of those nothing is taken from the cache.
-  const cacheable = Object.keys(env.references ?? {}).length === 0;
+  const cacheable = Object.keys((env as { references?: object }).references ?? {}).length === 0;
   const { highlight, tex } = enhancementsLoaded();
   const keyOf = (first: Token | undefined): string | null => {
     if (!cacheable || !first?.map) return null;
