@@ -84,7 +84,7 @@ test('a message streams a reply, and the conversation survives a restart', async
       if (!element) return null;
       return (await driver.attribute(element, 'data-status')) === 'complete' ? element : null;
     });
-    assert.equal(await driver.textOf('[data-testid="message-assistant"] .bubble'), 'Echo: Hello from the end-to-end test');
+    assert.equal((await driver.textOf('[data-testid="message-assistant"] .bubble')).trim(), 'Echo: Hello from the end-to-end test');
     // Once finished, the stored reply's figures show under it (the echo engine counts words).
     const stats = await driver.waitFor('the reply stats', () => driver.textOf('[data-testid="reply-stats"]'));
     assert.match(stats, /^\d+ tokens$/);
@@ -112,7 +112,7 @@ test('a message streams a reply, and the conversation survives a restart', async
     const reply = await driver.waitFor('the stored reply', () =>
       driver.textOf('[data-testid="message-assistant"] .bubble'),
     );
-    assert.equal(reply, 'Echo: Hello from the end-to-end test');
+    assert.equal(reply.trim(), 'Echo: Hello from the end-to-end test');
     saveScreenshot('skeleton-restart.png');
   } finally {
     await driver.quit();

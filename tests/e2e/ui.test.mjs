@@ -254,6 +254,8 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       const deleteButton = await driver.find('[data-testid="conversation-list"] button[aria-label="Delete Plain second question"]');
       await driver.click(deleteButton);
       await driver.waitFor('the undo offer', async () => (await titles()).length === 1);
+      assert.match(await driver.textOf('[data-testid="undo-toast"]'), /Deleted “Plain second question”/);
+      await saveScreenshot('undo-delete.png');
       await driver.click(await driver.find('[data-testid="undo-toast"] button'));
       await driver.waitFor('the conversation restored', async () => (await titles()).length === 2);
       await driver.click((await driver.findAll('[data-testid="conversation-list"] button.open'))[0]);
@@ -391,11 +393,12 @@ async function streamAndMeasure(driver, input, sendKey, reply) {
   const sentAt = Date.now();
   await driver.type(input, sendKey);
   let typed = '';
+  // The probe reads textContent, which needs no layout, so polling costs the page little.
   const finished = await driver.waitFor(
     'the long reply to finish',
     async () => {
       const state = await driver.execute(
-        'const all = document.querySelectorAll(\'[data-testid="message-assistant"]\'); const r = all.length > arguments[0] ? all[all.length - 1] : null; return r ? { status: r.dataset.status, length: r.innerText.length } : null;',
+        'const all = document.querySelectorAll(\'[data-testid="message-assistant"]\'); const r = all.length > arguments[0] ? all[all.length - 1] : null; return r ? { status: r.dataset.status, length: r.textContent.length } : null;',
         [before],
       );
       if (state?.status === 'streaming' && state.length > 300) {
@@ -490,7 +493,7 @@ test('keyboard, reply stats, and frame times while a long reply streams', async 
       await driver.type(input, `Once more, please${ENTER}`);
       await driver.waitFor('the second reply streaming', async () => {
         const state = await driver.execute(
-          'const r = [...document.querySelectorAll(\'[data-testid="message-assistant"]\')].at(-1); return r && r.dataset.status === "streaming" && r.innerText.length > 300;',
+          'const r = [...document.querySelectorAll(\'[data-testid="message-assistant"]\')].at(-1); return r && r.dataset.status === "streaming" && r.textContent.length > 300;',
         );
         return state === true;
       }, 60_000);
