@@ -78,10 +78,22 @@ pub struct MessageDto {
     pub status: MessageStatusDto,
     pub error: Option<String>,
     pub created_at_ms: i64,
+    /// How the reply was generated; `None` for the user's messages and for replies that
+    /// recorded nothing (still streaming, or failed before the engine started).
+    pub stats: Option<GenerationStatsDto>,
 }
 
 impl From<Message> for MessageDto {
     fn from(message: Message) -> Self {
+        let stats = message.stats;
+        let stats = GenerationStatsDto {
+            model_id: stats.model_id,
+            route: stats.route,
+            prompt_tokens: stats.prompt_tokens,
+            completion_tokens: stats.completion_tokens,
+            ttft_ms: stats.ttft_ms,
+            tokens_per_second: stats.tokens_per_second,
+        };
         MessageDto {
             id: message.id.0,
             parent_id: message.parent_id.map(|id| id.0),
@@ -90,7 +102,34 @@ impl From<Message> for MessageDto {
             status: message.status.into(),
             error: message.error,
             created_at_ms: message.created_at_ms,
+            stats: (!stats.is_empty()).then_some(stats),
         }
+    }
+}
+
+/// Figures about one reply, for the quiet line under it. Every field is optional: a test
+/// engine, a reply cut short or an older database may lack some.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerationStatsDto {
+    pub model_id: Option<String>,
+    /// Which engine path answered (for example `fast` or `vision`).
+    pub route: Option<String>,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    /// Time to first token.
+    pub ttft_ms: Option<u32>,
+    pub tokens_per_second: Option<f64>,
+}
+
+impl GenerationStatsDto {
+    fn is_empty(&self) -> bool {
+        self.model_id.is_none()
+            && self.route.is_none()
+            && self.prompt_tokens.is_none()
+            && self.completion_tokens.is_none()
+            && self.ttft_ms.is_none()
+            && self.tokens_per_second.is_none()
     }
 }
 
@@ -395,6 +434,7 @@ pub fn typescript_bindings() -> String {
         ConversationDto::decl(&config),
         RoleDto::decl(&config),
         MessageStatusDto::decl(&config),
+        GenerationStatsDto::decl(&config),
         MessageDto::decl(&config),
         TurnStartedDto::decl(&config),
         TurnEventDto::decl(&config),

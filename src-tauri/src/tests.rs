@@ -231,6 +231,42 @@ fn conversations_can_be_managed_searched_and_exported() {
 }
 
 #[test]
+fn a_finished_reply_carries_its_generation_stats() {
+    let (_dir, app, window) = app();
+    let cria = tauri::Manager::state::<Cria>(&app).inner().clone();
+    let started = tauri::async_runtime::block_on(cria.send_message(
+        None,
+        "count these four words".into(),
+        cria_engine::CancelToken::default(),
+        |_| {},
+    ))
+    .expect("the turn runs");
+    let messages = invoke(
+        &window,
+        "get_conversation_messages",
+        json!({ "conversationId": started.conversation_id.0 }),
+    )
+    .unwrap();
+    let [user, reply] = messages.as_array().unwrap().as_slice() else {
+        panic!("one user message and one reply: {messages}");
+    };
+    assert_eq!(
+        user["stats"],
+        Value::Null,
+        "the user's own message has no stats"
+    );
+    assert_eq!(reply["status"], "complete");
+    // The scripted engine streams one piece per word, and counts each as a token.
+    let pieces = reply["content"]
+        .as_str()
+        .unwrap()
+        .split_inclusive(char::is_whitespace)
+        .count();
+    assert_eq!(reply["stats"]["completionTokens"], json!(pieces), "{reply}");
+    assert!(reply["stats"]["ttftMs"].is_u64(), "{reply}");
+}
+
+#[test]
 fn the_theme_is_remembered_and_the_data_folder_is_shown() {
     let (dir, _app, window) = app();
     assert_eq!(invoke(&window, "get_theme", json!({})), Ok(json!("system")));

@@ -84,7 +84,10 @@ test('a message streams a reply, and the conversation survives a restart', async
       if (!element) return null;
       return (await driver.attribute(element, 'data-status')) === 'complete' ? element : null;
     });
-    assert.equal(await driver.text(reply), 'Echo: Hello from the end-to-end test');
+    assert.equal((await driver.textOf('[data-testid="message-assistant"] .bubble')).trim(), 'Echo: Hello from the end-to-end test');
+    // Once finished, the stored reply's figures show under it (the echo engine counts words).
+    const stats = await driver.waitFor('the reply stats', () => driver.textOf('[data-testid="reply-stats"]'));
+    assert.match(stats, /^\d+ tokens$/);
 
     const userMessage = await driver.find('[data-testid="message-user"]');
     assert.equal(await driver.text(userMessage), 'Hello from the end-to-end test');
@@ -107,9 +110,9 @@ test('a message streams a reply, and the conversation survives a restart', async
     assert.match(listed, /Hello from the end-to-end test/);
     await driver.click(await driver.find('[data-testid="conversation-list"] button'));
     const reply = await driver.waitFor('the stored reply', () =>
-      driver.find('[data-testid="message-assistant"]'),
+      driver.textOf('[data-testid="message-assistant"] .bubble'),
     );
-    assert.equal(await driver.text(reply), 'Echo: Hello from the end-to-end test');
+    assert.equal(reply.trim(), 'Echo: Hello from the end-to-end test');
     saveScreenshot('skeleton-restart.png');
   } finally {
     await driver.quit();
@@ -189,6 +192,12 @@ test('first run: import a Llama 4 GGUF, load it, and get a reply from llama.cpp'
       // Random weights say nothing sensible, but the reply must come from the real engine
       // and end normally, not fail.
       assert.equal(status, 'complete');
+      // The stats line comes from llama.cpp's own timings: the model, TTFT, speed, tokens.
+      const stats = await driver.waitFor('the reply stats', () => driver.textOf('[data-testid="reply-stats"]'));
+      assert.match(stats, /TTFT \d/, stats);
+      assert.match(stats, /[\d.]+ tok\/s/, stats);
+      assert.match(stats, /\d+ tokens?$/, stats);
+      saveScreenshot('real-engine-reply.png');
     } finally {
       await driver.quit();
     }

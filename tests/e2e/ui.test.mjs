@@ -10,7 +10,7 @@
 // Each group starts its own tauri-driver (ports 4446/4447, so it never collides with
 // app.test.mjs) because the scripted engine is chosen by the app's environment.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -254,7 +254,9 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       const deleteButton = await driver.find('[data-testid="conversation-list"] button[aria-label="Delete Plain second question"]');
       await driver.click(deleteButton);
       await driver.waitFor('the undo offer', async () => (await titles()).length === 1);
-      await driver.click(await driver.find('.undo button'));
+      assert.match(await driver.textOf('[data-testid="undo-toast"]'), /Deleted “Plain second question”/);
+      await saveScreenshot('undo-delete.png');
+      await driver.click(await driver.find('[data-testid="undo-toast"] button'));
       await driver.waitFor('the conversation restored', async () => (await titles()).length === 2);
       await driver.click((await driver.findAll('[data-testid="conversation-list"] button.open'))[0]);
       await driver.waitFor('the pinned chat open', () => driver.find('.katex-display'));
@@ -290,7 +292,20 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       });
       assert.ok(fit.overflow <= 0, `horizontal overflow ${fit.overflow}px`);
       assert.ok(fit.composerBottom <= fit.height, 'the composer is visible');
+      // Below 900 px the sidebar folds behind a toggle; the chat gets the whole width.
+      await driver.waitFor('the folded sidebar', async () =>
+        (await driver.execute('return document.getElementById("sidebar").hidden;')) === true,
+      );
       await saveScreenshot('small-window.png', '800x600+0+0');
+      await driver.click(await driver.find('[data-testid="sidebar-toggle"]'));
+      await driver.waitFor('the sidebar over the chat', async () =>
+        (await driver.execute('return document.getElementById("sidebar").hidden;')) === false,
+      );
+      await saveScreenshot('small-window-sidebar.png', '800x600+0+0');
+      await key(driver, { key: 'Escape' });
+      await driver.waitFor('the sidebar folded again', async () =>
+        (await driver.execute('return document.getElementById("sidebar").hidden;')) === true,
+      );
     } finally {
       await driver.quit();
     }
@@ -305,6 +320,194 @@ test('Markdown replies, sidebar management, search, settings and theme', async (
       assert.match(first, /^★?\s*(Pinned: )?Sorting notes/);
     } finally {
       await again.quit();
+    }
+  });
+});
+
+/**
+ * A long Markdown reply, built here rather than committed: sections of prose with inline math,
+ * code blocks, lists and tables, about 2,000 Llama tokens of text (~4 characters a token).
+ * The scripted engine streams it a whitespace-separated piece at a time and stops at the chat
+ * turn's 1,024-piece limit, so the text is kept under that many pieces.
+ */
+function longReply() {
+  const section = (i) =>
+    `## ${i + 1}. Partitioning strategies, revisited\n\n` +
+    `Quicksort's expected comparisons are $2n\\ln n \\approx 1.39\\,n\\log_2 n$; ` +
+    `**introsort** bounds the worst case by switching to heapsort after $2\\lfloor\\log_2 n\\rfloor$ levels. ` +
+    `Three-way partitioning (Dijkstra's "Dutch national flag") handles duplicated keys gracefully.\n\n` +
+    (i % 2 === 0
+      ? '```rust\nfn partition<T: Ord>(items: &mut [T]) -> usize {\n  let pivot = items.len() - 1;\n  let mut store = 0;\n  for i in 0..pivot {\n    if items[i] <= items[pivot] { items.swap(i, store); store += 1; }\n  }\n  items.swap(store, pivot);\n  store\n}\n```\n\n'
+      : '| Variant | Comparisons | Extra memory |\n|---|---:|---|\n| Lomuto | $\\sim 1.5\\,n\\log n$ | $O(\\log n)$ |\n| Hoare | $\\sim 1.0\\,n\\log n$ | $O(\\log n)$ |\n\n') +
+    `- Median-of-three sampling removes sorted-input degeneration.\n- Insertion sort finishes subarrays shorter than sixteen elements.\n\n`;
+  const pieces = (text) => text.split(/(?<=\s)/).length;
+  let text = '';
+  for (let i = 0; ; i += 1) {
+    const next = text + section(i);
+    if (pieces(next) > 1000) break;
+    text = next;
+  }
+  return { text, pieces: pieces(text) };
+}
+
+/** Real key presses through the WebDriver actions API (modifier held while `key` is pressed). */
+async function chord(driver, modifier, key) {
+  const keys = modifier ? [modifier, key] : [key];
+  await driver.command('POST', '/actions', {
+    actions: [
+      {
+        type: 'key',
+        id: 'keyboard',
+        actions: [
+          ...keys.map((value) => ({ type: 'keyDown', value })),
+          ...keys.reverse().map((value) => ({ type: 'keyUp', value })),
+        ],
+      },
+    ],
+  });
+  await driver.command('DELETE', '/actions');
+}
+
+async function clearComposer(driver) {
+  await driver.execute(
+    'const c = document.querySelector(\'[data-testid="composer-input"]\'); c.value = ""; c.dispatchEvent(new Event("input", { bubbles: true }));',
+  );
+}
+
+/**
+ * Sends what the composer holds (pressing `sendKey`) and records, until the reply is complete,
+ * every animation frame's gap and each typed key's queueing delay (keys are typed one at a
+ * time, as a person types, while the reply streams). Ends with the composer holding the typed
+ * keys, which the caller checks.
+ */
+async function streamAndMeasure(driver, input, sendKey, reply) {
+  const sentText = await driver.execute('return document.activeElement.value;');
+  const before = (await driver.findAll('[data-testid="message-assistant"]')).length;
+  await driver.execute(`
+    const record = { gaps: [], last: performance.now(), running: true, inputDelays: [] };
+    window.__frames = record;
+    const loop = (now) => { record.gaps.push(now - record.last); record.last = now; if (record.running) requestAnimationFrame(loop); };
+    requestAnimationFrame(loop);
+    window.__onKey ??= (event) => window.__frames.inputDelays.push(performance.now() - event.timeStamp);
+    document.addEventListener('keydown', window.__onKey, true);`);
+  const sentAt = Date.now();
+  await driver.type(input, sendKey);
+  let typed = '';
+  // The probe reads textContent, which needs no layout, so polling costs the page little.
+  const finished = await driver.waitFor(
+    'the long reply to finish',
+    async () => {
+      const state = await driver.execute(
+        'const all = document.querySelectorAll(\'[data-testid="message-assistant"]\'); const r = all.length > arguments[0] ? all[all.length - 1] : null; return r ? { status: r.dataset.status, length: r.textContent.length } : null;',
+        [before],
+      );
+      if (state?.status === 'streaming' && state.length > 300) {
+        const next = 'typing while it streams'[typed.length];
+        if (next) {
+          await driver.type(input, next);
+          typed += next;
+        }
+      }
+      return state?.status === 'complete' ? state : null;
+    },
+    120_000,
+  );
+  const streamMs = Date.now() - sentAt;
+  const frames = await driver.execute(`
+    const record = window.__frames; record.running = false;
+    document.removeEventListener('keydown', window.__onKey, true);
+    const gaps = record.gaps.slice(1).sort((a, b) => a - b);
+    const at = (q) => gaps[Math.min(gaps.length - 1, Math.floor(q * gaps.length))];
+    return { count: gaps.length, max: gaps.at(-1), p50: at(0.5), p95: at(0.95), over50: gaps.filter((g) => g > 50).length,
+             keys: record.inputDelays.length, maxKeyDelay: Math.max(0, ...record.inputDelays) };`);
+  assert.ok(typed.length > 3, `keys were typed while the reply streamed: ${JSON.stringify(typed)}`);
+  assert.ok(frames.count > 10, `frames were recorded: ${JSON.stringify(frames)}`);
+  assert.ok(frames.keys >= typed.length, 'the typed keys were observed');
+  assert.ok(finished.length > reply.text.length / 2, 'the reply was rendered');
+  assert.equal(await driver.execute('return document.activeElement.value;'), typed, 'typing kept up');
+  return { ...frames, streamMs, chars: reply.text.length, sentText };
+}
+
+function describeFrames(f) {
+  return (
+    `${f.chars} characters in ${f.streamMs} ms: ${f.count} frames, gap p50 ${f.p50.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms, ` +
+    `max ${f.max.toFixed(1)} ms, ${f.over50} over 50 ms; longest key queueing delay ${f.maxKeyDelay.toFixed(1)} ms over ${f.keys} keys`
+  );
+}
+
+const CONTROL = '\uE009';
+const SHIFT = '\uE008';
+const ENTER = '\uE007';
+const ESCAPE = '\uE00C';
+
+test('keyboard, reply stats, and frame times while a long reply streams', async (t) => {
+  const dataDir = newDataDir();
+  const reply = longReply();
+  const replyFile = join(dataDir, 'long-reply.md');
+  writeFileSync(replyFile, reply.text);
+  t.diagnostic(`long reply: ${reply.text.length} characters in ${reply.pieces} streamed pieces`);
+  await withDriver({ CRIA_DATA_DIR: dataDir, CRIA_TEST_ENGINE: `scripted-file:${replyFile}` }, async (startApp) => {
+    const launched = Date.now();
+    const driver = await startApp();
+    try {
+      const input = await driver.waitFor('the composer', () => driver.find('[data-testid="composer-input"]'));
+      // Start-up: from asking the driver for the app to the UI's "interactive" mark, and the
+      // webview's own share of it (its navigation start to the mark).
+      const marks = await driver.execute(`
+        const mark = performance.getEntriesByName('cria-interactive')[0];
+        return mark ? { at: performance.timeOrigin + mark.startTime, webview: mark.startTime } : null;`);
+      assert.ok(marks, 'the UI marked itself interactive');
+      t.diagnostic(`start-up: driver request → interactive ${Math.round(marks.at - launched)} ms (webview navigation → interactive ${Math.round(marks.webview)} ms)`);
+
+      // Ctrl+N from anywhere puts the cursor in the composer.
+      await driver.click(await driver.find('input.search'));
+      await chord(driver, CONTROL, 'n');
+      await driver.waitFor('the composer focused', async () =>
+        (await driver.execute('return document.activeElement?.dataset.testid;')) === 'composer-input',
+      );
+      // Shift+Enter is a new line, not a send.
+      await driver.type(input, 'First line');
+      await chord(driver, SHIFT, ENTER);
+      await driver.type(input, 'second line');
+      assert.equal(await driver.execute('return document.activeElement.value;'), 'First line\nsecond line');
+      assert.equal((await driver.findAll('[data-testid="message-user"]')).length, 0);
+
+      // Enter sends. Twice: the first reply also loads the highlighter and KaTeX on demand,
+      // the second shows the steady state.
+      const first = await streamAndMeasure(driver, input, ENTER, reply);
+      t.diagnostic(`first reply (renderers load on demand): ${describeFrames(first)}`);
+      assert.equal(first.sentText, 'First line\nsecond line', 'Enter sent what Shift+Enter made');
+      const katex = await driver.execute('return document.querySelectorAll(\'[data-testid="message-assistant"] .katex\').length;');
+      assert.ok(katex > 0, 'KaTeX was loaded on demand and drew the formulas');
+      const stats = await driver.waitFor('the stats line', () => driver.textOf('[data-testid="reply-stats"]'));
+      assert.match(stats, /^\d[\d,]* tokens$/);
+      await saveScreenshot('chat-stats.png');
+
+      await clearComposer(driver);
+      await driver.type(input, 'And again');
+      const second = await streamAndMeasure(driver, input, ENTER, reply);
+      t.diagnostic(`second reply (renderers loaded): ${describeFrames(second)}`);
+
+      // Esc stops the next reply mid-stream; its text so far stays, badged "Stopped".
+      await clearComposer(driver);
+      await driver.type(input, `Once more, please${ENTER}`);
+      await driver.waitFor('the second reply streaming', async () => {
+        const state = await driver.execute(
+          'const r = [...document.querySelectorAll(\'[data-testid="message-assistant"]\')].at(-1); return r && r.dataset.status === "streaming" && r.textContent.length > 300;',
+        );
+        return state === true;
+      }, 60_000);
+      await chord(driver, null, ESCAPE);
+      const badge = await driver.waitFor('the stopped badge', () =>
+        driver.execute('const b = [...document.querySelectorAll(\'[data-testid="reply-badge"]\')].at(-1); return b ? b.textContent : null;'),
+      );
+      assert.equal(badge, 'Stopped');
+      const kept = await driver.execute('return [...document.querySelectorAll(\'[data-testid="message-assistant"] .bubble\')].at(-1).innerText.length;');
+      assert.ok(kept > 300 && kept < reply.text.length, `partial text kept: ${kept} characters`);
+      await driver.execute('const m = document.querySelector(".messages"); m.scrollTop = m.scrollHeight;');
+      await saveScreenshot('stopped-reply.png');
+    } finally {
+      await driver.quit();
     }
   });
 });

@@ -7,7 +7,22 @@ export type RoleDto = "system" | "user" | "assistant";
 
 export type MessageStatusDto = "streaming" | "complete" | "interrupted" | "failed" | "cancelled";
 
-export type MessageDto = { id: number, parentId: number | null, role: RoleDto, content: string, status: MessageStatusDto, error: string | null, createdAtMs: number, };
+export type GenerationStatsDto = { modelId: string | null, 
+/**
+ * Which engine path answered (for example `fast` or `vision`).
+ */
+route: string | null, promptTokens: number | null, completionTokens: number | null, 
+/**
+ * Time to first token.
+ */
+ttftMs: number | null, tokensPerSecond: number | null, };
+
+export type MessageDto = { id: number, parentId: number | null, role: RoleDto, content: string, status: MessageStatusDto, error: string | null, createdAtMs: number, 
+/**
+ * How the reply was generated; `None` for the user's messages and for replies that
+ * recorded nothing (still streaming, or failed before the engine started).
+ */
+stats: GenerationStatsDto | null, };
 
 export type TurnStartedDto = { conversationId: number, userMessageId: number, replyMessageId: number, };
 

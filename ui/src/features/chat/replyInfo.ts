@@ -50,21 +50,28 @@ function interruption(error: string | null): Pick<ReplyEnd, 'message' | 'details
   const reason = /^The engine stopped unexpectedly \(([^)]+)\)/.exec(summary)?.[1];
   return {
     message: `The engine stopped: ${reason ?? summary.replace(/\.$/, '')}. Send again to retry.`,
-    details: details || (reason ? summary : null),
+    details: details || null,
   };
 }
 
-/** The parts of the stats line, in order; empty when nothing was recorded. */
-export function statsParts(stats: GenerationStatsDto | null): string[] {
+/**
+ * The parts of the stats line, in order; empty when nothing was recorded. `modelName` turns the
+ * stored model id (a slug of its file name) into the library's display name when it knows it.
+ */
+export function statsParts(
+  stats: GenerationStatsDto | null,
+  modelName: (id: string) => string | undefined = () => undefined,
+): string[] {
   if (!stats) return [];
   const parts: string[] = [];
-  if (stats.modelId) parts.push(stats.modelId.replace(/\.gguf$/i, ''));
+  if (stats.modelId) parts.push(modelName(stats.modelId) ?? stats.modelId.replace(/\.gguf$/i, ''));
   if (stats.route) parts.push(stats.route);
   // Zero means "not measured" (a test engine, or a reply stopped before its first token).
   if (stats.ttftMs) parts.push(`TTFT ${duration(stats.ttftMs)}`);
   if (stats.tokensPerSecond) parts.push(`${stats.tokensPerSecond.toFixed(1)} tok/s`);
   if (stats.completionTokens !== null) {
-    parts.push(`${stats.completionTokens.toLocaleString('en-US')} ${stats.completionTokens === 1 ? 'token' : 'tokens'}`);
+    const count = stats.completionTokens;
+    parts.push(`${count.toLocaleString('en-US')} ${count === 1 ? 'token' : 'tokens'}`);
   }
   return parts;
 }
@@ -84,5 +91,5 @@ export function statsTitle(stats: GenerationStatsDto | null): string {
 }
 
 function duration(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+  return ms < 1000 ? `${ms} ms` : `${(Math.round(ms / 100) / 10).toFixed(1)} s`;
 }

@@ -19,6 +19,12 @@ export class ChatSession {
   streamingReplyId = $state<number | null>(null);
   /** A problem to show above the composer (not tied to one message). */
   notice = $state<string | null>(null);
+  /**
+   * Streamed text not yet in `messages`. Tokens arrive hundreds a second; the reply's state
+   * changes at most once per animation frame, so the view does its work once per frame too.
+   */
+  private unflushed = '';
+  private flushScheduled = false;
 
   get isStreaming(): boolean {
     return this.streamingReplyId !== null;
@@ -56,8 +62,22 @@ export class ChatSession {
     } finally {
       this.streamingReplyId = null;
     }
-    await this.refreshConversations();
+    await Promise.all([this.refreshConversations(), this.reloadAfterReply()]);
     return true;
+  }
+
+  /**
+   * The stream carries text and the final status; the stored reply also has its stats (model,
+   * timings, tokens). Reload the conversation from the store, the source of truth, unless the
+   * user has moved on to another one or started a new reply meanwhile.
+   */
+  private async reloadAfterReply(): Promise<void> {
+    const conversationId = this.activeConversationId;
+    if (conversationId === null) return;
+    const messages = await this.guard(getConversationMessages(conversationId), null);
+    if (messages && this.activeConversationId === conversationId && !this.isStreaming) {
+      this.messages = messages;
+    }
   }
 
   async stop(): Promise<void> {
@@ -70,6 +90,7 @@ export class ChatSession {
         const { conversationId, userMessageId, replyMessageId } = event.data;
         this.activeConversationId = conversationId;
         this.streamingReplyId = replyMessageId;
+        this.unflushed = '';
         const lastId = this.messages.at(-1)?.id ?? null;
         const now = Date.now();
         this.messages.push(
@@ -79,11 +100,15 @@ export class ChatSession {
         break;
       }
       case 'token': {
-        const reply = this.messages.at(-1);
-        if (reply && reply.id === this.streamingReplyId) reply.content += event.data.text;
+        this.unflushed += event.data.text;
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          nextFrame(() => this.flushTokens());
+        }
         break;
       }
       case 'finished': {
+        this.flushTokens();
         const reply = this.messages.at(-1);
         if (reply && reply.id === this.streamingReplyId) {
           reply.status = event.data.status;
@@ -93,6 +118,14 @@ export class ChatSession {
         break;
       }
     }
+  }
+
+  private flushTokens(): void {
+    this.flushScheduled = false;
+    if (this.unflushed === '') return;
+    const reply = this.messages.at(-1);
+    if (reply && reply.id === this.streamingReplyId) reply.content += this.unflushed;
+    this.unflushed = '';
   }
 
   private async guard<T>(promise: Promise<T>, fallback: T): Promise<T> {
@@ -105,6 +138,11 @@ export class ChatSession {
   }
 }
 
+const nextFrame: (callback: () => void) => void =
+  typeof requestAnimationFrame === 'function'
+    ? (callback) => requestAnimationFrame(callback)
+    : (callback) => setTimeout(callback, 16);
+
 function message(
   id: number,
   parentId: number | null,
@@ -113,5 +151,5 @@ function message(
   status: MessageDto['status'],
   createdAtMs: number,
 ): MessageDto {
-  return { id, parentId, role, content, status, error: null, createdAtMs };
+  return { id, parentId, role, content, status, error: null, createdAtMs, stats: null };
 }

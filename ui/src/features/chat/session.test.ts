@@ -1,6 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { clearMocks, emitTurnEvent, mockCommands } from '../../ipc/testing';
+import type { GenerationStatsDto, MessageDto } from '../../ipc';
 import { ChatSession } from './session.svelte';
+
+const noStats: GenerationStatsDto = {
+  modelId: null, route: null, promptTokens: null, completionTokens: null, ttftMs: null, tokensPerSecond: null,
+};
+
+function stored(id: number, role: MessageDto['role'], content: string, stats: GenerationStatsDto | null): MessageDto {
+  return { id, parentId: id > 1 ? id - 1 : null, role, content, status: 'complete', error: null, createdAtMs: 0, stats };
+}
 
 afterEach(() => clearMocks());
 
@@ -24,6 +33,13 @@ describe('ChatSession', () => {
       if (command === 'list_conversations') {
         return [{ id: 3, title: 'hello', updatedAtMs: 1, pinned: false }];
       }
+      if (command === 'get_conversation_messages') {
+        expect(args.conversationId).toBe(3);
+        return [
+          stored(10, 'user', 'hello', null),
+          stored(11, 'assistant', 'Hi there', { ...noStats, modelId: 'scout.gguf', completionTokens: 2, ttftMs: 310 }),
+        ];
+      }
       throw new Error(`unexpected command ${command}`);
     });
 
@@ -38,7 +54,9 @@ describe('ChatSession', () => {
     ]);
     expect(session.isStreaming).toBe(false);
     expect(session.activeConversation?.title).toBe('hello');
-    expect(calls).toEqual(['send_message', 'list_conversations']);
+    // The stored reply replaces the streamed copy, so its stats show.
+    expect(session.messages.at(-1)?.stats?.ttftMs).toBe(310);
+    expect(calls).toEqual(['send_message', 'list_conversations', 'get_conversation_messages']);
   });
 
   it('keeps a failed reply with its error message', async () => {
@@ -53,6 +71,9 @@ describe('ChatSession', () => {
           data: { status: 'failed', error: 'No model is loaded.' },
         });
         return { conversationId: 1, userMessageId: 1, replyMessageId: 2 };
+      }
+      if (command === 'get_conversation_messages') {
+        return [stored(1, 'user', 'hi', null), { ...stored(2, 'assistant', '', null), status: 'failed', error: 'No model is loaded.' }];
       }
       return [];
     });
@@ -106,6 +127,9 @@ describe('ChatSession', () => {
         release();
         return true;
       }
+      if (command === 'get_conversation_messages') {
+        return [stored(1, 'user', 'long question', null), { ...stored(2, 'assistant', 'half', null), status: 'cancelled' }];
+      }
       return [];
     });
     const session = new ChatSession();
@@ -117,5 +141,63 @@ describe('ChatSession', () => {
     expect(stopped).toBe(2);
     expect(session.messages.at(-1)?.status).toBe('cancelled');
     expect(session.isStreaming).toBe(false);
+  });
+
+  it('does not replace another conversation the user opened while the reply streamed', async () => {
+    let finish: () => void = () => {};
+    mockCommands((command, args) => {
+      if (command === 'send_message') {
+        emitTurnEvent(args, { event: 'started', data: { conversationId: 1, userMessageId: 1, replyMessageId: 2 } });
+        return new Promise((resolve) => {
+          finish = () => {
+            emitTurnEvent(args, { event: 'finished', data: { status: 'complete', error: null } });
+            resolve({ conversationId: 1, userMessageId: 1, replyMessageId: 2 });
+          };
+        });
+      }
+      if (command === 'get_conversation_messages') {
+        return args.conversationId === 7 ? [stored(70, 'user', 'older chat', null)] : [stored(1, 'user', 'q', null)];
+      }
+      return [];
+    });
+    const session = new ChatSession();
+    const sending = session.send('q');
+    await Promise.resolve();
+    await session.openConversation(7);
+    finish();
+    await sending;
+    expect(session.activeConversationId).toBe(7);
+    expect(session.messages.map((m) => m.content)).toEqual(['older chat']);
+  });
+
+  it('shows streamed text once per frame, not once per token', async () => {
+    let finish: () => void = () => {};
+    let emit: (text: string) => void = () => {};
+    mockCommands((command, args) => {
+      if (command === 'send_message') {
+        emitTurnEvent(args, { event: 'started', data: { conversationId: 1, userMessageId: 1, replyMessageId: 2 } });
+        emit = (text) => emitTurnEvent(args, { event: 'token', data: { text } });
+        return new Promise((resolve) => {
+          finish = () => {
+            emitTurnEvent(args, { event: 'finished', data: { status: 'complete', error: null } });
+            resolve({ conversationId: 1, userMessageId: 1, replyMessageId: 2 });
+          };
+        });
+      }
+      if (command === 'get_conversation_messages') return [stored(1, 'user', 'q', null), stored(2, 'assistant', 'a b c', null)];
+      return [];
+    });
+    const session = new ChatSession();
+    const sending = session.send('q');
+    await Promise.resolve();
+    emit('a ');
+    emit('b ');
+    expect(session.messages.at(-1)?.content).toBe('');
+    await vi.waitFor(() => expect(session.messages.at(-1)?.content).toBe('a b '));
+    emit('c');
+    finish();
+    // The end of the stream lands at once, with nothing left behind.
+    expect(session.messages.at(-1)?.content).toBe('a b c');
+    await sending;
   });
 });

@@ -1,6 +1,8 @@
 // Sidebar actions on conversations: rename, pin, delete with undo, search. A delete archives the
 // conversation at once (it leaves the list, and survives a crash); only when the undo window has
-// passed is it deleted for good. Undo simply un-archives it.
+// passed, or the window closes, is it deleted for good. Undo simply un-archives it. The pending
+// delete is also noted in the webview's storage, so a delete cut short by a crash or a closed
+// window is finished at the next start instead of leaving a hidden conversation behind.
 import {
   CriaError,
   deleteConversation,
@@ -12,7 +14,10 @@ import {
 } from '../../ipc';
 
 /** How long "Undo" is offered after a delete. */
-export const UNDO_WINDOW_MS = 8000;
+export const UNDO_WINDOW_MS = 6000;
+
+/** Where the pending delete is noted until it is final or undone. */
+export const PENDING_DELETE_KEY = 'cria.pendingDelete';
 
 export interface PendingDelete {
   id: number;
@@ -28,7 +33,7 @@ export class ConversationManager {
   private deleteTimer: ReturnType<typeof setTimeout> | null = null;
   private searchSerial = 0;
 
-  /** `refresh` reloads the list; `onDeleted` lets the chat close a conversation that went away. */
+  /** `refresh` reloads the list; `onHidden` lets the chat close a conversation that went away. */
   constructor(
     private readonly refresh: () => Promise<void>,
     private readonly onHidden: (id: number) => void = () => {},
@@ -49,6 +54,8 @@ export class ConversationManager {
     // One pending delete at a time: an earlier one is made final now.
     await this.finishPendingDelete();
     if (!(await this.attempt(setConversationArchived(id, true)))) return;
+    // Noted only once archived: a note always means "archived, delete me".
+    note({ id, title });
     this.pendingDelete = { id, title };
     this.onHidden(id);
     this.deleteTimer = setTimeout(() => void this.finishPendingDelete(), UNDO_WINDOW_MS);
@@ -60,6 +67,9 @@ export class ConversationManager {
     if (!pending) return;
     this.clearTimer();
     this.pendingDelete = null;
+    // The note goes first: a crash in between leaves the conversation archived (hidden, kept),
+    // never deleted after the user asked to keep it.
+    note(null);
     await this.attempt(setConversationArchived(pending.id, false));
     await this.refresh();
   }
@@ -69,7 +79,30 @@ export class ConversationManager {
     if (!pending) return;
     this.clearTimer();
     this.pendingDelete = null;
-    await this.attempt(deleteConversation(pending.id));
+    // A failed delete keeps its note, so the next start tries again.
+    if (await this.attempt(deleteConversation(pending.id))) note(null);
+  }
+
+  /**
+   * Finishes a delete that an earlier run of the app left pending (it crashed or was closed
+   * inside the undo window). `visibleIds` are the conversations listed now: one of them is never
+   * deleted, whatever the note says.
+   */
+  async finishLeftoverDelete(visibleIds: readonly number[]): Promise<void> {
+    const leftover = noted();
+    if (!leftover || this.pendingDelete?.id === leftover.id) return;
+    if (!visibleIds.includes(leftover.id)) {
+      try {
+        await deleteConversation(leftover.id);
+      } catch (error) {
+        // Already gone is the outcome we wanted; anything else is tried again next start.
+        if (!(error instanceof CriaError && error.kind === 'NOT_FOUND')) {
+          this.error = messageOf(error);
+          return;
+        }
+      }
+    }
+    note(null);
   }
 
   /** Runs a search for `query`; answers to older queries are dropped. */
@@ -111,4 +144,27 @@ export class ConversationManager {
 
 function messageOf(error: unknown): string {
   return error instanceof CriaError ? error.message : String(error);
+}
+
+function note(pending: PendingDelete | null): void {
+  try {
+    if (pending) localStorage.setItem(PENDING_DELETE_KEY, JSON.stringify(pending));
+    else localStorage.removeItem(PENDING_DELETE_KEY);
+  } catch {
+    // Storage unavailable: the undo window and the close handler still finish the delete.
+  }
+}
+
+function noted(): PendingDelete | null {
+  try {
+    const value: unknown = JSON.parse(localStorage.getItem(PENDING_DELETE_KEY) ?? 'null');
+    if (typeof value === 'object' && value !== null && Number.isSafeInteger((value as PendingDelete).id)) {
+      const { id, title } = value as PendingDelete;
+      return { id, title: String(title) };
+    }
+  } catch {
+    // A damaged note is dropped below.
+  }
+  note(null);
+  return null;
 }

@@ -20,6 +20,12 @@ describe('Markdown', () => {
     expect(view.container.querySelectorAll('td')).toHaveLength(1);
   });
 
+  it('renders again, highlighted, once the highlighter has loaded', async () => {
+    const view = render(Markdown, { source: '```rust\nfn main() {}\n```\n' });
+    expect(view.container.querySelector('pre code')?.textContent).toBe('fn main() {}\n');
+    await vi.waitFor(() => expect(view.container.querySelector('pre code .hljs-keyword')?.textContent).toBe('fn'));
+  });
+
   it('asks before opening a link and opens it only after confirmation', async () => {
     const opened: unknown[] = [];
     mockCommands((command, args) => {

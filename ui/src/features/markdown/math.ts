@@ -1,28 +1,10 @@
-// TeX math for markdown-it: `$…$` and `\(…\)` inline, `$$…$$` and `\[…\]` as blocks. KaTeX
-// renders to HTML only (no MathML, no `trust`), so the sanitizer's allow-list stays small; the
-// TeX source becomes the accessible name of each formula.
-import katex from 'katex';
+// TeX math for markdown-it: `$…$` and `\(…\)` inline, `$$…$$` and `\[…\]` as blocks. This
+// module only finds the formulas; `tex.ts` (KaTeX, loaded on first use) draws them. Until it
+// has loaded a formula shows as its TeX source; either way the TeX is its accessible name.
 import type { MarkdownIt, StateBlock, StateInline } from 'markdown-it';
 
-/** Formulas longer than this are shown as code: KaTeX time grows with input. */
-const MAX_TEX_CHARS = 4000;
-
-export function renderTex(tex: string, displayMode: boolean): string {
-  const escaped = escapeHtml(tex);
-  if (tex.length > MAX_TEX_CHARS) return `<code>${escaped}</code>`;
-  const html = katex.renderToString(tex, {
-    displayMode,
-    output: 'html',
-    throwOnError: false,
-    trust: false,
-    strict: 'ignore',
-    maxExpand: 200,
-    maxSize: 50,
-  });
-  const tag = displayMode ? 'div' : 'span';
-  const kind = displayMode ? 'math-block' : 'math-inline';
-  return `<${tag} class="${kind}" role="math" aria-label="${escaped}">${html}</${tag}>`;
-}
+/** Draws one formula as HTML, or returns null while the TeX renderer is not loaded yet. */
+export type TexDrawer = (tex: string, displayMode: boolean) => string | null;
 
 export function escapeHtml(text: string): string {
   return text
@@ -31,6 +13,16 @@ export function escapeHtml(text: string): string {
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&#39;');
+}
+
+/** A formula in its wrapper: the drawn HTML, or its TeX source as code meanwhile. */
+function formula(tex: string, displayMode: boolean, draw: TexDrawer): string {
+  const escaped = escapeHtml(tex);
+  const drawn = draw(tex, displayMode);
+  const tag = displayMode ? 'div' : 'span';
+  const kind = displayMode ? 'math-block' : 'math-inline';
+  if (drawn === null) return `<${tag} class="${kind} math-source"><code>${escaped}</code></${tag}>`;
+  return `<${tag} class="${kind}" role="math" aria-label="${escaped}">${drawn}</${tag}>`;
 }
 
 function mathInline(state: StateInline, silent: boolean): boolean {
@@ -119,11 +111,11 @@ function mathBlock(state: StateBlock, startLine: number, endLine: number, silent
   return true;
 }
 
-export function mathPlugin(md: MarkdownIt): void {
+export function mathPlugin(md: MarkdownIt, draw: TexDrawer): void {
   md.inline.ruler.before('escape', 'math_inline', mathInline);
   md.block.ruler.after('blockquote', 'math_block', mathBlock, {
     alt: ['paragraph', 'reference', 'blockquote', 'list'],
   });
-  md.renderer.rules.math_inline = (tokens, idx) => renderTex(tokens[idx]?.content ?? '', false);
-  md.renderer.rules.math_block = (tokens, idx) => `${renderTex(tokens[idx]?.content ?? '', true)}\n`;
+  md.renderer.rules.math_inline = (tokens, idx) => formula(tokens[idx]?.content ?? '', false, draw);
+  md.renderer.rules.math_block = (tokens, idx) => `${formula(tokens[idx]?.content ?? '', true, draw)}\n`;
 }

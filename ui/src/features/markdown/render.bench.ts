@@ -2,7 +2,11 @@
 // 2,000-token reply must render well inside a frame budget (target: < 50 ms per update).
 // Run with `npx vitest bench --run`.
 import { bench, describe } from 'vitest';
+import { loadEnhancements } from './enhancements';
 import { renderMarkdown } from './render';
+
+// Measured with highlighting and KaTeX loaded: the costly case.
+await loadEnhancements();
 
 const paragraph =
   'Sorting a list of **n** items by comparison needs $O(n \\log n)$ steps; see [notes](https://example.org). ';

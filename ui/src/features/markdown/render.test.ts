@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { enhancementsLoaded, loadEnhancements, onEnhancementLoaded } from './enhancements';
 import { isOpenableUrl, renderMarkdown } from './render';
 
 function dom(html: string): HTMLElement {
@@ -7,7 +8,37 @@ function dom(html: string): HTMLElement {
   return root;
 }
 
+describe('renderMarkdown before the highlighter and KaTeX have loaded', () => {
+  // Runs first in this file: nothing has asked for either renderer yet.
+  it('shows code plain and formulas as their TeX, then tells listeners when both arrive', async () => {
+    expect(enhancementsLoaded()).toEqual({ highlight: false, tex: false });
+    const loaded = new Promise<void>((resolve) => {
+      let count = 0;
+      const stop = onEnhancementLoaded(() => {
+        count += 1;
+        if (count === 2) {
+          stop();
+          resolve();
+        }
+      });
+    });
+    const source = '```rust\nfn main() {}\n```\n\nEuler: $e^{i\\pi}+1=0$\n';
+    const plain = dom(renderMarkdown(source));
+    expect(plain.querySelector('pre code')?.textContent).toBe('fn main() {}\n');
+    expect(plain.querySelector('.hljs-keyword')).toBeNull();
+    expect(plain.querySelector('.math-inline.math-source code')?.textContent).toBe('e^{i\\pi}+1=0');
+    expect(plain.querySelector('.katex')).toBeNull();
+
+    await loaded;
+    const enhanced = dom(renderMarkdown(source));
+    expect(enhanced.querySelector('.hljs-keyword')?.textContent).toBe('fn');
+    expect(enhanced.querySelector('.math-inline .katex')).not.toBeNull();
+  });
+});
+
 describe('renderMarkdown', () => {
+  beforeAll(() => loadEnhancements());
+
   it('renders GFM tables with alignment as classes, not styles', () => {
     const root = dom(renderMarkdown('| a | b |\n|:--|--:|\n| 1 | 2 |\n'));
     expect(root.querySelectorAll('table th')).toHaveLength(2);
@@ -68,6 +99,30 @@ describe('renderMarkdown', () => {
     const root = dom(renderMarkdown('![cat](https://example.org/cat.png)'));
     expect(root.querySelector('img')).toBeNull();
     expect(root.querySelector('a.image-link')?.getAttribute('href')).toBe('https://example.org/cat.png');
+  });
+
+  it('renders each update of a streamed reply as a cold render would', () => {
+    const reply = '# Plan\n\nSteps with $x^2$:\n\n1. one\n2. two\n\n```js\nlet a = 1;\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n';
+    const pieces = reply.match(/\S+\s*|\s+/g) ?? [];
+    let buffer = '';
+    let last = '';
+    for (const piece of pieces) {
+      buffer += piece;
+      last = renderMarkdown(buffer);
+    }
+    const root = dom(last);
+    expect(root.querySelector('h1')?.textContent).toBe('Plan');
+    expect(root.querySelectorAll('ol li')).toHaveLength(2);
+    expect(root.querySelector('.math-inline .katex')).not.toBeNull();
+    expect(root.querySelector('pre code .hljs-keyword')?.textContent).toBe('let');
+    expect(root.querySelectorAll('td')).toHaveLength(2);
+  });
+
+  it('makes an earlier reference link live once its definition streams in', () => {
+    const before = dom(renderMarkdown('See [the docs][d].\n\n'));
+    expect(before.querySelector('a[href]')).toBeNull();
+    const after = dom(renderMarkdown('See [the docs][d].\n\n[d]: https://example.org/docs\n'));
+    expect(after.querySelector('a[href]')?.getAttribute('href')).toBe('https://example.org/docs');
   });
 
   it('keeps Korean text intact', () => {

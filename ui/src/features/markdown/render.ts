@@ -3,42 +3,13 @@
 //   2. links limited to https: and mailto: (anything else stays as inert source text),
 //      images turned into links (remote images never load),
 //   3. DOMPurify over the final HTML with a strict allow-list, `style` only inside KaTeX output.
-// The result is safe to assign to innerHTML. Clicking a link is handled by the component, which
-// asks before opening it in the system browser.
+// Highlighting and KaTeX load on first use (enhancements.ts); until then code is plain and a
+// formula shows its TeX source. The result is safe to assign to innerHTML. Clicking a link is
+// handled by the component, which asks before opening it in the system browser.
 import DOMPurify from 'dompurify';
-import hljs from 'highlight.js/lib/core';
-import bash from 'highlight.js/lib/languages/bash';
-import c from 'highlight.js/lib/languages/c';
-import cpp from 'highlight.js/lib/languages/cpp';
-import css from 'highlight.js/lib/languages/css';
-import diff from 'highlight.js/lib/languages/diff';
-import go from 'highlight.js/lib/languages/go';
-import java from 'highlight.js/lib/languages/java';
-import javascript from 'highlight.js/lib/languages/javascript';
-import json from 'highlight.js/lib/languages/json';
-import markdown from 'highlight.js/lib/languages/markdown';
-import python from 'highlight.js/lib/languages/python';
-import rust from 'highlight.js/lib/languages/rust';
-import sql from 'highlight.js/lib/languages/sql';
-import typescript from 'highlight.js/lib/languages/typescript';
-import xml from 'highlight.js/lib/languages/xml';
-import yaml from 'highlight.js/lib/languages/yaml';
 import MarkdownIt, { type Token } from 'markdown-it';
+import { enhancementsLoaded, highlighter, texRenderer } from './enhancements';
 import { escapeHtml, mathPlugin } from './math';
-
-const languages = {
-  bash, c, cpp, css, diff, go, java, javascript, json, markdown, python, rust, sql, typescript,
-  xml, yaml,
-};
-for (const [name, language] of Object.entries(languages)) hljs.registerLanguage(name, language);
-hljs.registerAliases(['sh', 'shell', 'zsh'], { languageName: 'bash' });
-hljs.registerAliases(['js', 'jsx', 'mjs'], { languageName: 'javascript' });
-hljs.registerAliases(['ts', 'tsx'], { languageName: 'typescript' });
-hljs.registerAliases(['py'], { languageName: 'python' });
-hljs.registerAliases(['rs'], { languageName: 'rust' });
-hljs.registerAliases(['html', 'svg'], { languageName: 'xml' });
-hljs.registerAliases(['yml'], { languageName: 'yaml' });
-hljs.registerAliases(['md'], { languageName: 'markdown' });
 
 /** Highlighting is skipped above this size: the text stays readable, the frame stays short. */
 const MAX_HIGHLIGHT_CHARS = 20_000;
@@ -51,15 +22,16 @@ export function isOpenableUrl(href: string): boolean {
 const md = new MarkdownIt({ html: false, linkify: true, typographer: false, breaks: false });
 md.validateLink = isOpenableUrl;
 md.linkify.set({ fuzzyLink: false, fuzzyEmail: false });
-md.use(mathPlugin);
+md.use(mathPlugin, (tex: string, displayMode: boolean) => texRenderer()?.renderTex(tex, displayMode) ?? null);
 
 md.renderer.rules.fence = (tokens, idx) => {
   const code = tokens[idx]?.content ?? '';
   const language = (tokens[idx]?.info ?? '').trim().split(/\s+/)[0]?.toLowerCase() ?? '';
   const label = escapeHtml(language || 'text');
   let body = escapeHtml(code);
-  if (language && code.length <= MAX_HIGHLIGHT_CHARS && hljs.getLanguage(language)) {
-    body = hljs.highlight(code, { language, ignoreIllegals: true }).value;
+  if (language && code.length <= MAX_HIGHLIGHT_CHARS) {
+    // Plain until the highlighter has loaded; the reply is rendered again when it has.
+    body = highlighter()?.highlight(code, language) ?? body;
   }
   return (
     `<div class="code-block"><div class="code-header"><span class="code-lang">${label}</span>` +
@@ -183,42 +155,73 @@ export function sanitize(html: string): string {
 }
 
 /**
- * Sanitized HTML of recently seen top-level blocks, keyed by their unsanitized HTML. While a
- * reply streams only its last block changes, so each update sanitizes one block, not the whole
- * buffer. Each block is sanitized on its own; sanitized fragments are complete elements, so
- * joining them cannot form new markup.
+ * Finished HTML (rendered and sanitized) of recently seen top-level blocks, keyed by the
+ * block's Markdown source and which renderers were loaded. While a reply streams only its last
+ * block changes, so each update renders and sanitizes one block; the formulas and code of the
+ * blocks before it are not drawn again. Each block is sanitized on its own; sanitized fragments
+ * are complete elements, so joining them cannot form new markup.
  */
-const sanitizedBlocks = new Map<string, string>();
+const finishedBlocks = new Map<string, string>();
 const MAX_CACHED_BLOCKS = 400;
+/** Larger blocks are rendered each time rather than held in memory. */
+const MAX_CACHED_BLOCK_CHARS = 50_000;
 
-function sanitizeBlock(html: string): string {
-  const cached = sanitizedBlocks.get(html);
-  if (cached !== undefined) return cached;
-  const clean = sanitize(html);
-  if (sanitizedBlocks.size >= MAX_CACHED_BLOCKS) {
-    const oldest = sanitizedBlocks.keys().next().value;
-    if (oldest !== undefined) sanitizedBlocks.delete(oldest);
+type Env = Parameters<typeof md.parse>[1];
+
+function finishBlock(tokens: Token[], env: Env, key: string | null): string {
+  const cached = key === null ? undefined : finishedBlocks.get(key);
+  if (cached !== undefined) {
+    // Refresh its place, so the blocks of the reply on screen are the last to be dropped.
+    finishedBlocks.delete(key as string);
+    finishedBlocks.set(key as string, cached);
+    return cached;
   }
-  sanitizedBlocks.set(html, clean);
+  const clean = sanitize(md.renderer.render(tokens, md.options, env));
+  if (key !== null && key.length <= MAX_CACHED_BLOCK_CHARS) {
+    if (finishedBlocks.size >= MAX_CACHED_BLOCKS) {
+      const oldest = finishedBlocks.keys().next().value;
+      if (oldest !== undefined) finishedBlocks.delete(oldest);
+    }
+    finishedBlocks.set(key, clean);
+  }
   return clean;
 }
 
-/** Renders a reply (complete or still streaming) to sanitized HTML. */
-export function renderMarkdown(source: string): string {
-  const env = {};
+/**
+ * Renders a reply (complete or still streaming) to sanitized HTML, one string per top-level
+ * block. While a reply streams only the last block changes, so a view that keeps the others'
+ * DOM as it is re-lays out one block per update.
+ */
+export function renderMarkdownBlocks(source: string): string[] {
+  const env: Env = {};
   const tokens = md.parse(source, env);
-  let html = '';
+  const lines = source.split('\n');
+  // A block's HTML depends only on its own lines, except through reference-style link
+  // definitions elsewhere in the reply; with any of those nothing is taken from the cache.
+  const cacheable = Object.keys((env as { references?: object }).references ?? {}).length === 0;
+  const { highlight, tex } = enhancementsLoaded();
+  const keyOf = (first: Token | undefined): string | null => {
+    if (!cacheable || !first?.map) return null;
+    const [from, to] = first.map;
+    return `${highlight ? 'h' : '-'}${tex ? 't' : '-'}\u0000${lines.slice(from, to).join('\n')}`;
+  };
+  const blocks: string[] = [];
   let start = 0;
   for (let index = 0; index < tokens.length; index += 1) {
     const token = tokens[index];
     // A top-level block ends at a level-0 token that does not open something.
     if (token && token.level === 0 && token.nesting !== 1) {
-      html += sanitizeBlock(md.renderer.render(tokens.slice(start, index + 1), md.options, env));
+      blocks.push(finishBlock(tokens.slice(start, index + 1), env, keyOf(tokens[start])));
       start = index + 1;
     }
   }
   if (start < tokens.length) {
-    html += sanitizeBlock(md.renderer.render(tokens.slice(start), md.options, env));
+    blocks.push(finishBlock(tokens.slice(start), env, keyOf(tokens[start])));
   }
-  return html;
+  return blocks;
+}
+
+/** Renders a reply to one string of sanitized HTML. */
+export function renderMarkdown(source: string): string {
+  return renderMarkdownBlocks(source).join('');
 }

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { enhancementsLoaded, loadEnhancements } from './enhancements';
 import { renderMarkdown } from './render';
 
 const corpusPath = join(import.meta.dirname, '../../../../tests/e2e/fixtures/xss-corpus.md');
@@ -43,16 +44,27 @@ describe('XSS corpus through the reply renderer', () => {
     expect(tokens(corpus).length).toBeGreaterThan(50);
   });
 
-  it('stays inert at every streaming step', () => {
-    const pieces = tokens(corpus);
+  function streamedProblems(): string[] {
     let buffer = '';
     const failures: string[] = [];
-    for (const piece of pieces) {
+    for (const piece of tokens(corpus)) {
       buffer += piece;
       const problems = problemsIn(renderMarkdown(buffer));
       if (problems.length > 0) failures.push(`after ${JSON.stringify(buffer.slice(-40))}: ${problems.join(', ')}`);
     }
-    expect(failures).toEqual([]);
+    return failures;
+  }
+
+  it('stays inert at every streaming step, before the highlighter and KaTeX have loaded', () => {
+    // One synchronous run: the lazy imports it starts cannot finish in between.
+    expect(enhancementsLoaded()).toEqual({ highlight: false, tex: false });
+    expect(streamedProblems()).toEqual([]);
+  });
+
+  it('stays inert at every streaming step with the highlighter and KaTeX', async () => {
+    await loadEnhancements();
+    expect(enhancementsLoaded()).toEqual({ highlight: true, tex: true });
+    expect(streamedProblems()).toEqual([]);
   });
 
   it('keeps the payloads visible as text and only the safe link clickable', () => {
