@@ -379,6 +379,8 @@ impl Cria {
             }
         };
         let settings = self.chat_settings().await?;
+        // The title request repeats this prompt exactly, so it costs only its own tokens.
+        let shown_for_title = prepared.first_exchange.then(|| prepared.messages.clone());
         let request = GenerateRequest {
             messages: prepared.messages,
             max_tokens: settings
@@ -465,7 +467,8 @@ impl Cria {
         on_event(TurnEvent::Finished { status, error });
         if prepared.first_exchange
             && status == MessageStatus::Complete
-            && let Some(title) = self.generate_title(started).await
+            && let Some(shown) = shown_for_title
+            && let Some(title) = self.generate_title(started, shown).await
         {
             on_event(TurnEvent::Titled(title));
         }
@@ -570,23 +573,26 @@ impl Cria {
     /// Asks the model for a short title after the first exchange; keeps the first-line title
     /// when the model gives nothing usable. The request repeats the conversation as its prefix,
     /// so the engine reuses its cache and the next turn's prefix is still cached too.
-    async fn generate_title(&self, started: TurnStarted) -> Option<String> {
+    async fn generate_title(
+        &self,
+        started: TurnStarted,
+        shown: Vec<ChatMessage>,
+    ) -> Option<String> {
         self.engine_handle.as_ref()?;
         let store = Arc::clone(&self.store);
         let conversation = started.conversation_id;
-        let (enabled, path) = blocking(move || {
+        let reply_id = started.reply_message_id;
+        let (enabled, reply) = blocking(move || {
             let enabled = store.get_setting(AUTO_TITLE_SETTING)?.as_deref() != Some("off");
-            Ok::<_, CoreError>((enabled, store.active_path(conversation)?))
+            Ok::<_, CoreError>((enabled, store.get_message(reply_id)?.content))
         })
         .await
         .ok()?;
         if !enabled {
             return None;
         }
-        let mut messages: Vec<ChatMessage> = path
-            .iter()
-            .map(|message| ChatMessage::text(chat_role(message.role), message.content.clone()))
-            .collect();
+        let mut messages = shown;
+        messages.push(ChatMessage::text(ChatRole::Assistant, reply));
         messages.push(ChatMessage::text(
             ChatRole::User,
             "Write a title of at most six words for this conversation. Reply with the title only.",
