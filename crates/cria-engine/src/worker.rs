@@ -60,9 +60,14 @@ pub(crate) const ALLOW_TEST_ABORT_ENV: &str = "CRIA_ENGINE_ALLOW_TEST_ABORT";
 /// as the default.
 const DEFAULT_N_CTX: u32 = 8192;
 const N_BATCH: u32 = 512;
-/// Prompt slices aim at this duration so a cancel lands quickly.
-const PREFILL_SLICE_TARGET: Duration = Duration::from_millis(100);
-const FIRST_PREFILL_SLICE: usize = 32;
+/// Prompt slices aim at this duration so a cancel lands quickly...
+const PREFILL_SLICE_TARGET: Duration = Duration::from_millis(250);
+/// ...but never shrink below this many tokens: a batch of a few tokens reads all the weights
+/// for a few tokens of work (matrix-vector products), so throughput collapses, and the
+/// per-token time measured on a slow small slice would then keep the slices small. A cancel
+/// still lands after at most one such slice.
+const MIN_PREFILL_SLICE: usize = 64;
+const FIRST_PREFILL_SLICE: usize = 64;
 
 /// Runs the worker and returns its exit code when this process was started with
 /// [`WORKER_FLAG`]; returns `None` otherwise. Call it first thing in `main`.
@@ -731,7 +736,7 @@ impl<'a> WorkerEngine<'a> {
                     let per_token = slice_started.elapsed().as_secs_f64() / count as f64;
                     if per_token > 0.0 {
                         slice_len = ((PREFILL_SLICE_TARGET.as_secs_f64() / per_token) as usize)
-                            .clamp(8, N_BATCH as usize);
+                            .clamp(MIN_PREFILL_SLICE, N_BATCH as usize);
                     }
                     for unit in &units[index..slice_end] {
                         loaded.cached.push(unit.key());
