@@ -599,8 +599,22 @@ fn any_pdf_page_renders_on_request_and_missing_pages_are_errors() {
         .filter(|pixel| pixel.iter().all(|&value| value < 128))
         .count();
     assert!(dark > 100, "the text is drawn ({dark} dark pixels)");
-    // A page whose CJK font is not embedded renders too (with the bundled fallback font).
-    cria_ingest::render_pdf_page(&pdf, 1, &options()).expect("the Korean page renders");
+    // A page whose CJK font is not embedded renders too, its Hangul drawn with the bundled
+    // fallback font (without it the glyphs would be missing and the page blank).
+    let korean =
+        cria_ingest::render_pdf_page(&pdf, 1, &options()).expect("the Korean page renders");
+    let dark = korean
+        .rgb
+        .chunks_exact(3)
+        .filter(|pixel| pixel.iter().all(|&value| value < 128))
+        .count();
+    assert!(dark > 100, "the Hangul is drawn ({dark} dark pixels)");
+    if let Some(dir) = std::env::var_os("CRIA_RENDER_DUMP_DIR") {
+        image::RgbImage::from_raw(korean.width, korean.height, korean.rgb.clone())
+            .expect("a whole image")
+            .save(std::path::Path::new(&dir).join("korean-page.png"))
+            .expect("write the rendered page");
+    }
     let result = cria_ingest::render_pdf_page(&pdf, 5, &options());
     assert!(matches!(result, Err(IngestError::Corrupt { .. })));
 }
