@@ -53,6 +53,10 @@ enum Command {
     /// Example: cria ask "What is a mixture of experts?"
     ///
     /// Example: cria ask --conversation 12 "And how many experts does Scout have?"
+    ///
+    /// Example: cria ask --attach report.pdf --json "When does the reactor restart?"
+    ///
+    /// Example: cat notes.md | cria ask --attach - "Summarise these notes"
     Ask(ask::AskArgs),
     /// Work with stored conversations (the app's history).
     #[command(subcommand)]
