@@ -3,7 +3,7 @@
 //! retrieval with page citations (Gemma 3 270M), and bad attachments refused before anything
 //! is stored.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,11 +97,7 @@ fn screenshot_png() -> Vec<u8> {
 async fn every_route_with_the_tiny_llama4_fixture() {
     let _serial = crate::engine::ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("downloads");
-    std::fs::create_dir_all(&models).unwrap();
-    let model = models.join("Llama-4-Tiny.gguf");
-    cria_gguf::fixture::write_llama4_text_model(&model, 11).unwrap();
-    cria_gguf::fixture::write_llama4_mmproj(&models.join("mmproj-Llama-4-Tiny.gguf"), 11).unwrap();
+    let model = cria_tests::write_llama4_pair(dir.path());
     let (cria, handle) = open_real(&dir.path().join("data"));
     let imported = cria.import_model(model).await.unwrap();
     cria.select_model(imported.id.clone()).await.unwrap();
@@ -307,23 +303,9 @@ async fn a_bad_attachment_fails_the_send_and_stores_nothing() {
     assert!(turn.streamed.starts_with("Echo: "));
 }
 
-/// Gemma 3 270M, fetched by `scripts/` into `models/`.
-fn gemma_model() -> Option<PathBuf> {
-    let path = cria_tests::workspace_root().join("models/gemma-3-270m-q4_k_m.gguf");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing; CI must fetch it (scripts/)",
-        path.display()
-    );
-    None
-}
-
 #[tokio::test]
 async fn a_fact_on_page_17_of_a_long_pdf_is_retrieved_and_cited() {
-    let Some(model) = gemma_model() else {
+    let Some(model) = cria_tests::gemma_model() else {
         return;
     };
     let _serial = crate::engine::ONE_AT_A_TIME.lock().await;

@@ -15,11 +15,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("downloads");
-    std::fs::create_dir_all(&models).unwrap();
-    let model = models.join("Llama-4-Tiny.gguf");
-    cria_gguf::fixture::write_llama4_text_model(&model, 11).unwrap();
-    cria_gguf::fixture::write_llama4_mmproj(&models.join("mmproj-Llama-4-Tiny.gguf"), 11).unwrap();
+    let model = cria_tests::write_llama4_pair(dir.path());
     Setup {
         data: dir.path().join("data"),
         model,

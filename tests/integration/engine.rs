@@ -5,6 +5,7 @@
 //! Tests in this module run one at a time (a shared lock): each starts llama.cpp with several
 //! threads, and the cancellation test measures latency.
 
+use cria_tests::gemma_model;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -495,24 +496,6 @@ async fn bad_requests_get_typed_errors_before_any_decoding() {
         "{devices:?}"
     );
     engine.shutdown().await;
-}
-
-/// Gemma 3 270M, fetched by `scripts/` into `models/`. Missing: a failure under CI, else skipped.
-fn gemma_model() -> Option<PathBuf> {
-    let path = cria_tests::workspace_root().join("models/gemma-3-270m-q4_k_m.gguf");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing; CI must fetch it (scripts/)",
-        path.display()
-    );
-    eprintln!(
-        "skipping: {} is missing (fetch it with scripts/)",
-        path.display()
-    );
-    None
 }
 
 #[tokio::test]

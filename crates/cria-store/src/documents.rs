@@ -125,20 +125,25 @@ pub(crate) fn pages(conn: &Connection, sha256: &str) -> Result<Vec<DocumentPage>
 }
 
 pub(crate) fn chunks(conn: &Connection, sha256: &str) -> Result<Vec<DocumentChunk>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, sha256, ordinal, page_number, line_start, line_end, text \
-         FROM document_chunks WHERE sha256 = ?1 ORDER BY ordinal",
-    )?;
-    let rows = statement.query_map([sha256], |row| {
-        Ok(DocumentChunk {
-            id: row.get(0)?,
-            sha256: row.get(1)?,
-            ordinal: row.get(2)?,
-            page_number: row.get(3)?,
-            line_start: row.get(4)?,
-            line_end: row.get(5)?,
-            text: row.get(6)?,
-        })
-    })?;
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CHUNK_COLUMNS} FROM document_chunks WHERE sha256 = ?1 ORDER BY ordinal"
+    ))?;
+    let rows = statement.query_map([sha256], chunk_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The columns `CHUNK_COLUMNS` names, in that order, as a chunk.
+pub(crate) const CHUNK_COLUMNS: &str =
+    "id, sha256, ordinal, page_number, line_start, line_end, text";
+
+pub(crate) fn chunk_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentChunk> {
+    Ok(DocumentChunk {
+        id: row.get(0)?,
+        sha256: row.get(1)?,
+        ordinal: row.get(2)?,
+        page_number: row.get(3)?,
+        line_start: row.get(4)?,
+        line_end: row.get(5)?,
+        text: row.get(6)?,
+    })
 }

@@ -171,17 +171,10 @@ pub(crate) fn retrieve_chunks(
          WHERE chunks_fts MATCH ?1 AND d.sha256 IN (SELECT value FROM json_each(?2)) \
          ORDER BY chunks_fts.rank LIMIT ?3",
     )?;
-    let rows = statement.query_map(params![expression, filter, limit], |row| {
-        Ok(crate::DocumentChunk {
-            id: row.get(0)?,
-            sha256: row.get(1)?,
-            ordinal: row.get(2)?,
-            page_number: row.get(3)?,
-            line_start: row.get(4)?,
-            line_end: row.get(5)?,
-            text: row.get(6)?,
-        })
-    })?;
+    let rows = statement.query_map(
+        params![expression, filter, limit],
+        crate::documents::chunk_from_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
