@@ -3,7 +3,7 @@
 import { cleanup, fireEvent, render } from '@testing-library/svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import App from './App.svelte';
-import { clearMocks, emitTurnEvent, mockCommands } from './ipc/testing';
+import { asView, clearMocks, emitTurnEvent, mockCommands } from './ipc/testing';
 import type { ConversationDto, MessageDto } from './ipc';
 import { PENDING_DELETE_KEY } from './features/conversations/manager.svelte';
 
@@ -16,8 +16,8 @@ afterEach(() => {
 });
 
 const conversations: ConversationDto[] = [
-  { id: 1, title: 'Trip to Busan', updatedAtMs: 2, pinned: false },
-  { id: 2, title: 'Sourdough', updatedAtMs: 1, pinned: false },
+  { id: 1, title: 'Trip to Busan', updatedAtMs: 2, pinned: false, modelPin: null },
+  { id: 2, title: 'Sourdough', updatedAtMs: 1, pinned: false, modelPin: null },
 ];
 
 function stored(id: number, role: MessageDto['role'], content: string): MessageDto {
@@ -36,8 +36,8 @@ function setup(extra: Handler = () => undefined) {
     switch (command) {
       case 'list_conversations':
         return conversations;
-      case 'get_conversation_messages':
-        return [stored(10, 'user', `question in ${String(args.conversationId)}`), stored(11, 'assistant', 'answer')];
+      case 'get_conversation_view':
+        return asView([stored(10, 'user', `question in ${String(args.conversationId)}`), stored(11, 'assistant', 'answer')]);
       case 'get_theme':
         return 'system';
       case 'app_info':
@@ -115,8 +115,8 @@ describe('App keyboard', () => {
         release();
         return true;
       }
-      if (command === 'get_conversation_messages' && args.conversationId === 5) {
-        return [stored(50, 'user', 'line one\nline two'), { ...stored(51, 'assistant', 'Partial '), status: 'cancelled' }];
+      if (command === 'get_conversation_view' && args.conversationId === 5) {
+        return asView([stored(50, 'user', 'line one\nline two'), { ...stored(51, 'assistant', 'Partial '), status: 'cancelled' }]);
       }
       return undefined;
     });
