@@ -218,3 +218,20 @@ describe('App delete with undo', () => {
     await vi.waitFor(() => expect(localStorage.getItem(PENDING_DELETE_KEY)).toBeNull());
   });
 });
+
+describe('App file drop', () => {
+  it('sends model files to the library and attaches every other file to the next message', async () => {
+    const { calls, view } = setup((command, args) =>
+      command === 'import_model'
+        ? { id: 'm', name: String(args.path), architecture: 'llama4', sizeBytes: 1, quantization: 'Q4_K_M', contextLength: 8192, vision: false, verdict: '', verdictReason: '', active: true }
+        : undefined,
+    );
+    const app = view.component as unknown as { routeDroppedFiles(paths: string[]): void };
+    app.routeDroppedFiles(['/home/me/models/Llama-4-Scout.GGUF', '/home/me/Documents/report.pdf', '/home/me/cat.png']);
+    await vi.waitFor(() => expect(view.getAllByTestId('attachment-chip')).toHaveLength(2));
+    expect(view.getAllByTestId('attachment-chip').map((chip) => chip.querySelector('.name')?.textContent)).toEqual(['report.pdf', 'cat.png']);
+    await vi.waitFor(() =>
+      expect(calls.filter(([command]) => command === 'import_model').map(([, args]) => args.path)).toEqual(['/home/me/models/Llama-4-Scout.GGUF']),
+    );
+  });
+});
