@@ -235,3 +235,29 @@ describe('App file drop', () => {
     );
   });
 });
+
+describe('App model pin', () => {
+  it('pins the open conversation from the header and shows the pin it has', async () => {
+    let pinned: unknown = 'unset';
+    const model = { id: 'scout', name: 'Llama 4 Scout', architecture: 'llama4', sizeBytes: 1, quantization: 'Q4_K_M', contextLength: 8192, vision: true, verdict: '', verdictReason: '', active: true };
+    const { view } = setup((command, args) => {
+      if (command === 'list_models') return [model];
+      if (command === 'pin_conversation') {
+        pinned = args.pin;
+        return null;
+      }
+      if (command === 'list_conversations') {
+        return conversations.map((c) => (c.id === 1 && pinned !== 'unset' ? { ...c, modelPin: pinned } : c));
+      }
+      return undefined;
+    });
+    await fireEvent.click(await view.findByText('Trip to Busan'));
+    const select = (await view.findByRole('combobox', { name: 'Model for this chat' })) as HTMLSelectElement;
+    expect(select.value).toBe('auto');
+    await fireEvent.change(select, { target: { value: 'model:scout' } });
+    await vi.waitFor(() => expect(pinned).toEqual({ kind: 'model', modelId: 'scout' }));
+    await vi.waitFor(() => expect(select.value).toBe('model:scout'));
+    await fireEvent.change(select, { target: { value: 'auto' } });
+    await vi.waitFor(() => expect(pinned).toBeNull());
+  });
+});

@@ -113,7 +113,7 @@ export function contextUsage(promptTokens: number | null, contextSize: number | 
   return {
     percent,
     warn,
-    label: `${percent}%`,
+    label: percent === 0 && promptTokens > 0 ? '<1%' : `${percent}%`,
     title:
       `Context: ${count(promptTokens)} of ${count(contextSize)} tokens used by the last reply's prompt.` +
       (warn ? '\nNearly full: the oldest turns and long documents will be left out or cut to excerpts.' : ''),
