@@ -274,3 +274,26 @@ describe('context meter', () => {
     expect(full?.title).toMatch(/Nearly full/);
   });
 });
+
+describe('titles', () => {
+  it('the conversation title follows the titled event at once', async () => {
+    let session: ChatSession;
+    let seenTitle: string | undefined;
+    mockCommands((command, args) => {
+      if (command === 'send_message') {
+        emitTurnEvent(args, { event: 'started', data: { conversationId: 9, userMessageId: 1, replyMessageId: 2 } });
+        emitTurnEvent(args, { event: 'finished', data: { status: 'complete', error: null } });
+        emitTurnEvent(args, { event: 'titled', data: { title: 'Rice harvest' } });
+        seenTitle = session.activeConversation?.title;
+        return { conversationId: 9, userMessageId: 1, replyMessageId: 2 };
+      }
+      if (command === 'list_conversations') return [{ id: 9, title: 'Rice harvest', updatedAtMs: 1, pinned: false, modelPin: null }];
+      return [];
+    });
+    session = new ChatSession();
+    session.conversations = [{ id: 9, title: 'What happened to…', updatedAtMs: 0, pinned: false, modelPin: null }];
+    session.activeConversationId = 9;
+    await session.send('What happened to the harvest?');
+    expect(seenTitle).toBe('Rice harvest');
+  });
+});
