@@ -1,15 +1,19 @@
 //! Tauri commands: each converts its arguments, calls one core function, converts the result.
 //! No logic lives here. The names are listed in `command_names.rs`.
 
-use cria_core::{ConversationId, Cria, EXPORTS_DIR, MessageId, checked_external_url};
+use cria_core::{
+    AttachmentId, AttachmentInput, ConversationId, Cria, EXPORTS_DIR, MessageId, TurnEvent,
+    TurnRequest, checked_external_url,
+};
 use cria_engine::CancelToken;
 use tauri::State;
 use tauri::ipc::Channel;
 
 use crate::error::{ErrorKind, IpcError, IpcResult};
 use crate::ipc::{
-    AppInfoDto, ConversationDto, ExportFormatDto, LoadedModelDto, MessageDto, ModelSummaryDto,
-    SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto,
+    AppInfoDto, AttachmentArgDto, ChatSettingsDto, ConversationDto, ExportFormatDto,
+    LoadedModelDto, MessageDto, MessageViewDto, ModelPinDto, ModelSummaryDto, PagePreviewDto,
+    SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto, image_data_url,
 };
 
 /// Conversations in the page the sidebar shows: pinned first, then most recent.
@@ -31,26 +35,157 @@ pub async fn get_conversation_messages(
     Ok(messages.into_iter().map(Into::into).collect())
 }
 
-/// Sends a message and streams the reply over `on_event`; resolves when the reply has ended.
+/// Sends a message with its attachments and streams the reply over `on_event`; resolves when
+/// the reply has ended. A file that cannot be read fails the send and nothing is stored.
 #[tauri::command]
 pub async fn send_message(
     cria: State<'_, Cria>,
     conversation_id: Option<i64>,
     text: String,
+    attachments: Vec<AttachmentArgDto>,
+    on_event: Channel<TurnEventDto>,
+) -> IpcResult<TurnStartedDto> {
+    let attachments = attachments
+        .into_iter()
+        .map(AttachmentInput::try_from)
+        .collect::<IpcResult<Vec<_>>>()?;
+    let request = TurnRequest {
+        conversation: conversation_id.map(ConversationId),
+        text,
+        attachments,
+        model: None,
+    };
+    let started = cria
+        .send(request, CancelToken::default(), forward(&on_event))
+        .await?;
+    Ok(started.into())
+}
+
+/// Writes a new reply beside `reply_message_id` (its siblings stay, "‹ 2/2 ›") and streams it.
+#[tauri::command]
+pub async fn regenerate(
+    cria: State<'_, Cria>,
+    reply_message_id: i64,
     on_event: Channel<TurnEventDto>,
 ) -> IpcResult<TurnStartedDto> {
     let started = cria
-        .send_message(
-            conversation_id.map(ConversationId),
-            text,
+        .regenerate(
+            MessageId(reply_message_id),
             CancelToken::default(),
-            |event| {
-                // A closed channel means the window went away; the reply is still stored.
-                let _ = on_event.send(event.into());
-            },
+            forward(&on_event),
         )
         .await?;
     Ok(started.into())
+}
+
+/// Sends an edited copy of a user message as a new branch and streams the reply to it.
+#[tauri::command]
+pub async fn edit_message(
+    cria: State<'_, Cria>,
+    message_id: i64,
+    text: String,
+    on_event: Channel<TurnEventDto>,
+) -> IpcResult<TurnStartedDto> {
+    let started = cria
+        .edit_and_resend(
+            MessageId(message_id),
+            text,
+            CancelToken::default(),
+            forward(&on_event),
+        )
+        .await?;
+    Ok(started.into())
+}
+
+/// Generates more of a reply that was stopped, cut off or interrupted, appended to it.
+#[tauri::command]
+pub async fn continue_reply(
+    cria: State<'_, Cria>,
+    reply_message_id: i64,
+    on_event: Channel<TurnEventDto>,
+) -> IpcResult<TurnStartedDto> {
+    let started = cria
+        .continue_reply(
+            MessageId(reply_message_id),
+            CancelToken::default(),
+            forward(&on_event),
+        )
+        .await?;
+    Ok(started.into())
+}
+
+/// Passes turn events on to the webview.
+fn forward(channel: &Channel<TurnEventDto>) -> impl FnMut(TurnEvent) + Send + '_ {
+    move |event| {
+        // A closed channel means the window went away; the reply is still stored.
+        let _ = channel.send(event.into());
+    }
+}
+
+/// Shows the branch through `message_id` (the "‹ 2/3 ›" arrows).
+#[tauri::command]
+pub async fn switch_branch(cria: State<'_, Cria>, message_id: i64) -> IpcResult<()> {
+    Ok(cria.switch_branch(MessageId(message_id)).await?)
+}
+
+/// The visible branch with sibling positions, attachments, citations and notices.
+#[tauri::command]
+pub async fn get_conversation_view(
+    cria: State<'_, Cria>,
+    conversation_id: i64,
+) -> IpcResult<Vec<MessageViewDto>> {
+    let views = cria
+        .conversation_view(ConversationId(conversation_id))
+        .await?;
+    Ok(views.into_iter().map(Into::into).collect())
+}
+
+/// An attachment's thumbnail as a `data:` URL (re-encoded by the backend), if it has one.
+#[tauri::command]
+pub async fn get_attachment_thumbnail(
+    cria: State<'_, Cria>,
+    attachment_id: i64,
+) -> IpcResult<Option<String>> {
+    let bytes = cria
+        .attachment_thumbnail(AttachmentId(attachment_id))
+        .await?;
+    Ok(bytes.as_deref().map(image_data_url))
+}
+
+/// One page of an attached document, for the preview a citation opens.
+#[tauri::command]
+pub async fn get_page_preview(
+    cria: State<'_, Cria>,
+    attachment_id: i64,
+    page_number: u32,
+) -> IpcResult<PagePreviewDto> {
+    let preview = cria
+        .page_preview(AttachmentId(attachment_id), page_number)
+        .await?;
+    Ok(preview.into())
+}
+
+#[tauri::command]
+pub async fn get_chat_settings(cria: State<'_, Cria>) -> IpcResult<ChatSettingsDto> {
+    Ok(cria.chat_settings().await?.into())
+}
+
+/// Saves the chat settings; every value is checked first and a bad one changes nothing.
+#[tauri::command]
+pub async fn set_chat_settings(cria: State<'_, Cria>, settings: ChatSettingsDto) -> IpcResult<()> {
+    Ok(cria.set_chat_settings(settings.into()).await?)
+}
+
+/// Pins a conversation to a profile or a model; `None` routes each message automatically.
+#[tauri::command]
+pub async fn pin_conversation(
+    cria: State<'_, Cria>,
+    conversation_id: i64,
+    pin: Option<ModelPinDto>,
+) -> IpcResult<()> {
+    Ok(cria
+        .pin_conversation(ConversationId(conversation_id), pin.map(Into::into))
+        .await?)
 }
 
 /// Stops a reply being generated; its text so far is kept as `cancelled`.

@@ -1,12 +1,21 @@
 //! The data that crosses the IPC boundary. TypeScript types for the UI are generated from these
 //! (`ui/src/ipc/bindings.ts`); `tests::typescript_bindings_are_current` fails when they drift.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use cria_core::{
-    Conversation, ExportFormat, LoadedModel, Message, MessageStatus, ModelSummary, Role, SearchHit,
-    SearchSource, Theme, TurnEvent, TurnStarted,
+    AttachmentInput, AttachmentKind, AttachmentSummary, ChatSettings, Conversation, ExportFormat,
+    LoadedModel, Message, MessageStatus, MessageView, ModelPin, ModelSummary, PagePreview, Role,
+    SearchHit, SearchSource, Theme, TurnEvent, TurnStarted,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
+
+use crate::error::{ErrorKind, IpcError};
+
+/// Largest pasted file accepted over IPC (decoded bytes). Larger files are attached by path,
+/// which the core reads itself.
+pub const MAX_PASTED_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -15,6 +24,8 @@ pub struct ConversationDto {
     pub title: String,
     pub updated_at_ms: i64,
     pub pinned: bool,
+    /// The model this conversation always uses; `None`: chosen per message.
+    pub model_pin: Option<ModelPinDto>,
 }
 
 impl From<Conversation> for ConversationDto {
@@ -24,6 +35,40 @@ impl From<Conversation> for ConversationDto {
             title: conversation.title,
             updated_at_ms: conversation.updated_at_ms,
             pinned: conversation.pinned,
+            model_pin: conversation
+                .model_profile
+                .as_deref()
+                .and_then(ModelPin::from_setting)
+                .map(Into::into),
+        }
+    }
+}
+
+/// A conversation's model pin: a profile (fast / vision) or one library model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", content = "modelId", rename_all = "lowercase")]
+pub enum ModelPinDto {
+    Fast,
+    Vision,
+    Model(String),
+}
+
+impl From<ModelPin> for ModelPinDto {
+    fn from(pin: ModelPin) -> Self {
+        match pin {
+            ModelPin::Fast => ModelPinDto::Fast,
+            ModelPin::Vision => ModelPinDto::Vision,
+            ModelPin::Model(id) => ModelPinDto::Model(id),
+        }
+    }
+}
+
+impl From<ModelPinDto> for ModelPin {
+    fn from(pin: ModelPinDto) -> Self {
+        match pin {
+            ModelPinDto::Fast => ModelPin::Fast,
+            ModelPinDto::Vision => ModelPin::Vision,
+            ModelPinDto::Model(id) => ModelPin::Model(id),
         }
     }
 }
@@ -427,6 +472,210 @@ impl From<LoadedModel> for LoadedModelDto {
     }
 }
 
+/// A file attached from the webview: a path the user dropped or typed (the core checks and
+/// reads it; the shell never does), or a pasted image as base64.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(untagged)]
+pub enum AttachmentArgDto {
+    Path(String),
+    #[serde(rename_all = "camelCase")]
+    Pasted {
+        name: String,
+        bytes_base64: String,
+    },
+}
+
+impl TryFrom<AttachmentArgDto> for AttachmentInput {
+    type Error = IpcError;
+
+    fn try_from(arg: AttachmentArgDto) -> Result<Self, IpcError> {
+        match arg {
+            AttachmentArgDto::Path(path) if path.trim().is_empty() => Err(invalid(
+                "An attachment has an empty path. Drop the file again.".into(),
+            )),
+            AttachmentArgDto::Path(path) => Ok(AttachmentInput::Path(path.into())),
+            AttachmentArgDto::Pasted { name, bytes_base64 } => {
+                // Checked on the encoded length first, so an oversized paste is never decoded.
+                if bytes_base64.len() / 4 * 3 > MAX_PASTED_BYTES + 3 {
+                    return Err(invalid(format!(
+                        "{name}: a pasted file can be at most {} MiB. Save it and attach the file instead.",
+                        MAX_PASTED_BYTES / (1024 * 1024)
+                    )));
+                }
+                let bytes = BASE64.decode(bytes_base64.as_bytes()).map_err(|error| {
+                    invalid(format!(
+                        "{name}: the pasted data is not valid base64 ({error})."
+                    ))
+                })?;
+                if bytes.len() > MAX_PASTED_BYTES {
+                    return Err(invalid(format!(
+                        "{name}: a pasted file can be at most {} MiB. Save it and attach the file instead.",
+                        MAX_PASTED_BYTES / (1024 * 1024)
+                    )));
+                }
+                Ok(AttachmentInput::Bytes { name, bytes })
+            }
+        }
+    }
+}
+
+fn invalid(message: String) -> IpcError {
+    IpcError {
+        kind: ErrorKind::InvalidInput,
+        message,
+    }
+}
+
+/// An attachment as its chip shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentSummaryDto {
+    pub id: i64,
+    pub file_name: String,
+    pub mime: String,
+    pub size_bytes: u64,
+    /// `image`, `document`, `text` or `other`.
+    pub kind: String,
+    pub page_count: u32,
+    /// Pages without a usable text layer (sent to the model as images).
+    pub scanned_pages: u32,
+    /// Whether `get_attachment_thumbnail` has a picture for it.
+    pub has_thumbnail: bool,
+}
+
+impl From<AttachmentSummary> for AttachmentSummaryDto {
+    fn from(summary: AttachmentSummary) -> Self {
+        let attachment = summary.attachment;
+        AttachmentSummaryDto {
+            id: attachment.id.0,
+            file_name: attachment.original_name,
+            mime: attachment.mime,
+            size_bytes: attachment.size,
+            kind: match attachment.kind {
+                AttachmentKind::Image => "image",
+                AttachmentKind::Document => "document",
+                AttachmentKind::Text => "text",
+                AttachmentKind::Other => "other",
+            }
+            .into(),
+            page_count: summary.page_count,
+            scanned_pages: summary.scanned_pages,
+            has_thumbnail: attachment.thumbnail_sha256.is_some(),
+        }
+    }
+}
+
+/// A message of the visible branch with its place among its siblings ("‹ 2/3 ›"), its
+/// attachments, its page citations and what was left out of its context.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageViewDto {
+    pub message: MessageDto,
+    /// 0-based.
+    pub sibling_index: u32,
+    pub sibling_count: u32,
+    pub notices: Vec<String>,
+    pub attachments: Vec<AttachmentSummaryDto>,
+    pub citations: Vec<CitationDto>,
+}
+
+impl From<MessageView> for MessageViewDto {
+    fn from(view: MessageView) -> Self {
+        let notices = view.entry.message.notices.clone();
+        MessageViewDto {
+            message: view.entry.message.into(),
+            sibling_index: u32::try_from(view.entry.sibling_index).unwrap_or(u32::MAX),
+            sibling_count: u32::try_from(view.entry.sibling_count).unwrap_or(u32::MAX),
+            notices,
+            attachments: view.attachments.into_iter().map(Into::into).collect(),
+            citations: view.citations.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A page a citation points at: its text, and its picture for a scanned page or an image.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PagePreviewDto {
+    pub attachment_id: i64,
+    pub file_name: String,
+    pub page_number: u32,
+    pub page_count: u32,
+    pub text: String,
+    /// A `data:image/png;base64,…` URL.
+    pub image_data_url: Option<String>,
+}
+
+impl From<PagePreview> for PagePreviewDto {
+    fn from(preview: PagePreview) -> Self {
+        PagePreviewDto {
+            attachment_id: preview.attachment_id.0,
+            file_name: preview.file_name,
+            page_number: preview.page_number,
+            page_count: preview.page_count,
+            text: preview.text,
+            image_data_url: preview.image_png.as_deref().map(image_data_url),
+        }
+    }
+}
+
+/// A `data:` URL for image bytes the backend encoded itself (PNG or JPEG, told apart by their
+/// signature), so the webview shows them without any file access.
+pub fn image_data_url(bytes: &[u8]) -> String {
+    let mime = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "image/jpeg"
+    } else {
+        "image/png"
+    };
+    format!("data:{mime};base64,{}", BASE64.encode(bytes))
+}
+
+/// How replies are written (settings panel).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSettingsDto {
+    pub system_prompt: Option<String>,
+    pub auto_title: bool,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub min_p: f32,
+    /// `None`: a quarter of the context (256 to 2,048 tokens).
+    pub max_reply_tokens: Option<u32>,
+    /// Library model ids of the fast (text) and vision profiles.
+    pub fast_profile: Option<String>,
+    pub vision_profile: Option<String>,
+}
+
+impl From<ChatSettings> for ChatSettingsDto {
+    fn from(settings: ChatSettings) -> Self {
+        ChatSettingsDto {
+            system_prompt: settings.system_prompt,
+            auto_title: settings.auto_title,
+            temperature: settings.temperature,
+            top_p: settings.top_p,
+            min_p: settings.min_p,
+            max_reply_tokens: settings.max_reply_tokens,
+            fast_profile: settings.fast_profile,
+            vision_profile: settings.vision_profile,
+        }
+    }
+}
+
+impl From<ChatSettingsDto> for ChatSettings {
+    fn from(settings: ChatSettingsDto) -> Self {
+        ChatSettings {
+            system_prompt: settings.system_prompt,
+            auto_title: settings.auto_title,
+            temperature: settings.temperature,
+            top_p: settings.top_p,
+            min_p: settings.min_p,
+            max_reply_tokens: settings.max_reply_tokens,
+            fast_profile: settings.fast_profile,
+            vision_profile: settings.vision_profile,
+        }
+    }
+}
+
 /// Renders every DTO as one TypeScript module.
 pub fn typescript_bindings() -> String {
     let config = ts_rs::Config::new().with_large_int("number");
@@ -439,6 +688,12 @@ pub fn typescript_bindings() -> String {
         TurnStartedDto::decl(&config),
         TurnEventDto::decl(&config),
         CitationDto::decl(&config),
+        ModelPinDto::decl(&config),
+        AttachmentArgDto::decl(&config),
+        AttachmentSummaryDto::decl(&config),
+        MessageViewDto::decl(&config),
+        PagePreviewDto::decl(&config),
+        ChatSettingsDto::decl(&config),
         ModelSummaryDto::decl(&config),
         LoadedModelDto::decl(&config),
         SnippetPartDto::decl(&config),

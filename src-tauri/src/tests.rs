@@ -295,3 +295,210 @@ fn only_https_and_mailto_links_reach_the_system_opener() {
         assert_eq!(error["kind"], "INVALID_INPUT", "{url}: {error}");
     }
 }
+
+#[test]
+fn branches_show_in_the_view_and_the_arrows_switch_them() {
+    let (_dir, app, window) = app();
+    let cria = tauri::Manager::state::<Cria>(&app).inner().clone();
+    let started = tauri::async_runtime::block_on(cria.send_message(
+        None,
+        "first question".into(),
+        cria_engine::CancelToken::default(),
+        |_| {},
+    ))
+    .expect("the turn runs");
+    let again = tauri::async_runtime::block_on(cria.regenerate(
+        started.reply_message_id,
+        cria_engine::CancelToken::default(),
+        |_| {},
+    ))
+    .expect("the regeneration runs");
+    let id = json!({ "conversationId": started.conversation_id.0 });
+
+    let view = invoke(&window, "get_conversation_view", id.clone()).unwrap();
+    let [user, reply] = view.as_array().unwrap().as_slice() else {
+        panic!("one user message and one reply: {view}");
+    };
+    assert_eq!(user["message"]["role"], "user");
+    assert_eq!(user["siblingCount"], 1);
+    assert_eq!(reply["message"]["id"], again.reply_message_id.0);
+    assert_eq!(
+        (reply["siblingIndex"].clone(), reply["siblingCount"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(reply["attachments"], json!([]));
+    assert!(
+        reply["notices"].is_array() && reply["citations"].is_array(),
+        "{reply}"
+    );
+
+    invoke(
+        &window,
+        "switch_branch",
+        json!({ "messageId": started.reply_message_id.0 }),
+    )
+    .unwrap();
+    let view = invoke(&window, "get_conversation_view", id).unwrap();
+    assert_eq!(view[1]["message"]["id"], started.reply_message_id.0);
+    assert_eq!(view[1]["siblingIndex"], 0);
+}
+
+#[test]
+fn chat_settings_round_trip_and_bad_values_are_refused() {
+    let (_dir, _app, window) = app();
+    let defaults = invoke(&window, "get_chat_settings", json!({})).unwrap();
+    assert_eq!(defaults["autoTitle"], true);
+    assert!((defaults["temperature"].as_f64().unwrap() - 0.6).abs() < 1e-6);
+    assert!((defaults["topP"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+
+    let mut chosen = defaults.clone();
+    chosen["systemPrompt"] = json!("Answer briefly.");
+    chosen["maxReplyTokens"] = json!(128);
+    chosen["autoTitle"] = json!(false);
+    invoke(&window, "set_chat_settings", json!({ "settings": chosen })).unwrap();
+    assert_eq!(
+        invoke(&window, "get_chat_settings", json!({})),
+        Ok(chosen.clone())
+    );
+
+    let mut bad = chosen.clone();
+    bad["topP"] = json!(1.5);
+    let error = invoke(&window, "set_chat_settings", json!({ "settings": bad })).unwrap_err();
+    assert_eq!(error["kind"], "INVALID_INPUT");
+    assert!(
+        error["message"].as_str().unwrap().contains("top-p"),
+        "{error}"
+    );
+    let mut unknown_model = chosen.clone();
+    unknown_model["fastProfile"] = json!("not-in-the-library");
+    assert_eq!(
+        invoke(
+            &window,
+            "set_chat_settings",
+            json!({ "settings": unknown_model })
+        )
+        .unwrap_err()["kind"],
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        invoke(&window, "get_chat_settings", json!({})),
+        Ok(chosen),
+        "unchanged"
+    );
+}
+
+#[test]
+fn a_pinned_conversation_lists_its_pin() {
+    let (_dir, app, window) = app();
+    let cria = tauri::Manager::state::<Cria>(&app).inner().clone();
+    let started = tauri::async_runtime::block_on(cria.send_message(
+        None,
+        "hello".into(),
+        cria_engine::CancelToken::default(),
+        |_| {},
+    ))
+    .expect("the turn runs");
+    let conversation_id = started.conversation_id.0;
+    assert_eq!(
+        invoke(&window, "list_conversations", json!({})).unwrap()[0]["modelPin"],
+        Value::Null
+    );
+    for pin in [
+        json!({ "kind": "vision" }),
+        json!({ "kind": "model", "modelId": "scout-q4" }),
+    ] {
+        invoke(
+            &window,
+            "pin_conversation",
+            json!({ "conversationId": conversation_id, "pin": pin }),
+        )
+        .unwrap();
+        assert_eq!(
+            invoke(&window, "list_conversations", json!({})).unwrap()[0]["modelPin"],
+            pin
+        );
+    }
+    invoke(
+        &window,
+        "pin_conversation",
+        json!({ "conversationId": conversation_id, "pin": null }),
+    )
+    .unwrap();
+    assert_eq!(
+        invoke(&window, "list_conversations", json!({})).unwrap()[0]["modelPin"],
+        Value::Null
+    );
+}
+
+#[test]
+fn unknown_attachments_have_no_thumbnail_or_preview() {
+    let (_dir, _app, window) = app();
+    for (command, args) in [
+        ("get_attachment_thumbnail", json!({ "attachmentId": 9 })),
+        (
+            "get_page_preview",
+            json!({ "attachmentId": 9, "pageNumber": 1 }),
+        ),
+    ] {
+        let error = invoke(&window, command, args).unwrap_err();
+        assert_eq!(error["kind"], "NOT_FOUND", "{command}: {error}");
+    }
+}
+
+#[test]
+fn pasted_attachments_are_bounded_and_checked_before_anything_is_stored() {
+    use crate::ipc::{AttachmentArgDto, MAX_PASTED_BYTES};
+    use cria_core::AttachmentInput;
+
+    let pasted = |bytes_base64: String| AttachmentArgDto::Pasted {
+        name: "screenshot.png".into(),
+        bytes_base64,
+    };
+    let small = AttachmentInput::try_from(pasted("aGVsbG8=".into())).unwrap();
+    assert_eq!(
+        small,
+        AttachmentInput::Bytes {
+            name: "screenshot.png".into(),
+            bytes: b"hello".to_vec()
+        }
+    );
+    let not_base64 = AttachmentInput::try_from(pasted("not base64!".into())).unwrap_err();
+    assert!(
+        not_base64.message.contains("screenshot.png"),
+        "{not_base64}"
+    );
+    let too_big = "A".repeat((MAX_PASTED_BYTES / 3 + 2) * 4);
+    let error = AttachmentInput::try_from(pasted(too_big)).unwrap_err();
+    assert!(error.message.contains("32 MiB"), "{error}");
+    assert!(AttachmentInput::try_from(AttachmentArgDto::Path("  ".into())).is_err());
+    assert_eq!(
+        AttachmentInput::try_from(AttachmentArgDto::Path("/tmp/report.pdf".into())).unwrap(),
+        AttachmentInput::Path("/tmp/report.pdf".into())
+    );
+    // Through the command: a bad paste fails the send before a conversation exists.
+    let (_dir, _app, window) = app();
+    let error = invoke(
+        &window,
+        "send_message",
+        json!({
+            "conversationId": null,
+            "text": "look",
+            "attachments": [{ "name": "x.png", "bytesBase64": "%%%" }],
+            "onEvent": "__CHANNEL__:7",
+        }),
+    )
+    .unwrap_err();
+    assert_eq!(error["kind"], "INVALID_INPUT", "{error}");
+    assert_eq!(
+        invoke(&window, "list_conversations", json!({})),
+        Ok(json!([]))
+    );
+}
+
+#[test]
+fn thumbnails_cross_as_data_urls_of_their_own_format() {
+    let png = crate::ipc::image_data_url(&[0x89, b'P', b'N', b'G']);
+    assert!(png.starts_with("data:image/png;base64,"), "{png}");
+    let jpeg = crate::ipc::image_data_url(&[0xFF, 0xD8, 0xFF, 0xE0]);
+    assert!(jpeg.starts_with("data:image/jpeg;base64,/9j/"), "{jpeg}");
+}

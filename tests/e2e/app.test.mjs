@@ -89,8 +89,8 @@ test('a message streams a reply, and the conversation survives a restart', async
     const stats = await driver.waitFor('the reply stats', () => driver.textOf('[data-testid="reply-stats"]'));
     assert.match(stats, /^\d+ tokens$/);
 
-    const userMessage = await driver.find('[data-testid="message-user"]');
-    assert.equal(await driver.text(userMessage), 'Hello from the end-to-end test');
+    // The bubble: the line under it holds the message's actions (Edit).
+    assert.equal((await driver.textOf('[data-testid="message-user"] .bubble')).trim(), 'Hello from the end-to-end test');
 
     const listed = await driver.waitFor('the conversation in the sidebar', async () => {
       const text = await driver.textOf('[data-testid="conversation-list"]');

@@ -3,7 +3,7 @@
 import { cleanup, fireEvent, render } from '@testing-library/svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import App from './App.svelte';
-import { clearMocks, emitTurnEvent, mockCommands } from './ipc/testing';
+import { asView, clearMocks, emitTurnEvent, mockCommands } from './ipc/testing';
 import type { ConversationDto, MessageDto } from './ipc';
 import { PENDING_DELETE_KEY } from './features/conversations/manager.svelte';
 
@@ -16,8 +16,8 @@ afterEach(() => {
 });
 
 const conversations: ConversationDto[] = [
-  { id: 1, title: 'Trip to Busan', updatedAtMs: 2, pinned: false },
-  { id: 2, title: 'Sourdough', updatedAtMs: 1, pinned: false },
+  { id: 1, title: 'Trip to Busan', updatedAtMs: 2, pinned: false, modelPin: null },
+  { id: 2, title: 'Sourdough', updatedAtMs: 1, pinned: false, modelPin: null },
 ];
 
 function stored(id: number, role: MessageDto['role'], content: string): MessageDto {
@@ -36,8 +36,8 @@ function setup(extra: Handler = () => undefined) {
     switch (command) {
       case 'list_conversations':
         return conversations;
-      case 'get_conversation_messages':
-        return [stored(10, 'user', `question in ${String(args.conversationId)}`), stored(11, 'assistant', 'answer')];
+      case 'get_conversation_view':
+        return asView([stored(10, 'user', `question in ${String(args.conversationId)}`), stored(11, 'assistant', 'answer')]);
       case 'get_theme':
         return 'system';
       case 'app_info':
@@ -115,8 +115,8 @@ describe('App keyboard', () => {
         release();
         return true;
       }
-      if (command === 'get_conversation_messages' && args.conversationId === 5) {
-        return [stored(50, 'user', 'line one\nline two'), { ...stored(51, 'assistant', 'Partial '), status: 'cancelled' }];
+      if (command === 'get_conversation_view' && args.conversationId === 5) {
+        return asView([stored(50, 'user', 'line one\nline two'), { ...stored(51, 'assistant', 'Partial '), status: 'cancelled' }]);
       }
       return undefined;
     });
@@ -216,5 +216,48 @@ describe('App delete with undo', () => {
     const { calls } = setup();
     await vi.waitFor(() => expect(calls).toContainEqual(['delete_conversation', { conversationId: 7 }]));
     await vi.waitFor(() => expect(localStorage.getItem(PENDING_DELETE_KEY)).toBeNull());
+  });
+});
+
+describe('App file drop', () => {
+  it('sends model files to the library and attaches every other file to the next message', async () => {
+    const { calls, view } = setup((command, args) =>
+      command === 'import_model'
+        ? { id: 'm', name: String(args.path), architecture: 'llama4', sizeBytes: 1, quantization: 'Q4_K_M', contextLength: 8192, vision: false, verdict: '', verdictReason: '', active: true }
+        : undefined,
+    );
+    const app = view.component as unknown as { routeDroppedFiles(paths: string[]): void };
+    app.routeDroppedFiles(['/home/me/models/Llama-4-Scout.GGUF', '/home/me/Documents/report.pdf', '/home/me/cat.png']);
+    await vi.waitFor(() => expect(view.getAllByTestId('attachment-chip')).toHaveLength(2));
+    expect(view.getAllByTestId('attachment-chip').map((chip) => chip.querySelector('.name')?.textContent)).toEqual(['report.pdf', 'cat.png']);
+    await vi.waitFor(() =>
+      expect(calls.filter(([command]) => command === 'import_model').map(([, args]) => args.path)).toEqual(['/home/me/models/Llama-4-Scout.GGUF']),
+    );
+  });
+});
+
+describe('App model pin', () => {
+  it('pins the open conversation from the header and shows the pin it has', async () => {
+    let pinned: unknown = 'unset';
+    const model = { id: 'scout', name: 'Llama 4 Scout', architecture: 'llama4', sizeBytes: 1, quantization: 'Q4_K_M', contextLength: 8192, vision: true, verdict: '', verdictReason: '', active: true };
+    const { view } = setup((command, args) => {
+      if (command === 'list_models') return [model];
+      if (command === 'pin_conversation') {
+        pinned = args.pin;
+        return null;
+      }
+      if (command === 'list_conversations') {
+        return conversations.map((c) => (c.id === 1 && pinned !== 'unset' ? { ...c, modelPin: pinned } : c));
+      }
+      return undefined;
+    });
+    await fireEvent.click(await view.findByText('Trip to Busan'));
+    const select = (await view.findByRole('combobox', { name: 'Model for this chat' })) as HTMLSelectElement;
+    expect(select.value).toBe('auto');
+    await fireEvent.change(select, { target: { value: 'model:scout' } });
+    await vi.waitFor(() => expect(pinned).toEqual({ kind: 'model', modelId: 'scout' }));
+    await vi.waitFor(() => expect(select.value).toBe('model:scout'));
+    await fireEvent.change(select, { target: { value: 'auto' } });
+    await vi.waitFor(() => expect(pinned).toBeNull());
   });
 });

@@ -1,7 +1,11 @@
 // Generated from src-tauri/src/ipc.rs and error.rs by ts-rs. Do not edit by hand:
 // run `CRIA_UPDATE_BINDINGS=1 cargo test -p cria-app typescript_bindings`.
 
-export type ConversationDto = { id: number, title: string, updatedAtMs: number, pinned: boolean, };
+export type ConversationDto = { id: number, title: string, updatedAtMs: number, pinned: boolean, 
+/**
+ * The model this conversation always uses; `None`: chosen per message.
+ */
+modelPin: ModelPinDto | null, };
 
 export type RoleDto = "system" | "user" | "assistant";
 
@@ -33,6 +37,46 @@ export type CitationDto = {
  * Byte offsets into the reply's text.
  */
 spanStart: number, spanEnd: number, attachmentId: number, fileName: string, pageNumber: number, };
+
+export type ModelPinDto = { "kind": "fast" } | { "kind": "vision" } | { "kind": "model", "modelId": string };
+
+export type AttachmentArgDto = string | { name: string, bytesBase64: string, };
+
+export type AttachmentSummaryDto = { id: number, fileName: string, mime: string, sizeBytes: number, 
+/**
+ * `image`, `document`, `text` or `other`.
+ */
+kind: string, pageCount: number, 
+/**
+ * Pages without a usable text layer (sent to the model as images).
+ */
+scannedPages: number, 
+/**
+ * Whether `get_attachment_thumbnail` has a picture for it.
+ */
+hasThumbnail: boolean, };
+
+export type MessageViewDto = { message: MessageDto, 
+/**
+ * 0-based.
+ */
+siblingIndex: number, siblingCount: number, notices: Array<string>, attachments: Array<AttachmentSummaryDto>, citations: Array<CitationDto>, };
+
+export type PagePreviewDto = { attachmentId: number, fileName: string, pageNumber: number, pageCount: number, text: string, 
+/**
+ * A `data:image/png;base64,…` URL.
+ */
+imageDataUrl: string | null, };
+
+export type ChatSettingsDto = { systemPrompt: string | null, autoTitle: boolean, temperature: number, topP: number, minP: number, 
+/**
+ * `None`: a quarter of the context (256 to 2,048 tokens).
+ */
+maxReplyTokens: number | null, 
+/**
+ * Library model ids of the fast (text) and vision profiles.
+ */
+fastProfile: string | null, visionProfile: string | null, };
 
 export type ModelSummaryDto = { id: string, name: string, architecture: string, sizeBytes: number, quantization: string, contextLength: number | null, vision: boolean, 
 /**

@@ -4,13 +4,18 @@ import { Channel, invoke } from '@tauri-apps/api/core';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
 import type {
   AppInfoDto,
+  AttachmentArgDto,
+  ChatSettingsDto,
   ConversationDto,
   ErrorKind,
   ExportFormatDto,
   IpcError,
   LoadedModelDto,
   MessageDto,
+  MessageViewDto,
+  ModelPinDto,
   ModelSummaryDto,
+  PagePreviewDto,
   SearchHitDto,
   ThemeDto,
   TurnEventDto,
@@ -56,18 +61,74 @@ export function getConversationMessages(conversationId: number): Promise<Message
   return call('get_conversation_messages', { conversationId });
 }
 
+/** Receives a turn's events in order: `preparing`s, `started`, `token`s, `summary`, `finished`, `titled`. */
+export type TurnEventHandler = (event: TurnEventDto) => void;
+
+function channelFor(onEvent: TurnEventHandler): Channel<TurnEventDto> {
+  const channel = new Channel<TurnEventDto>();
+  channel.onmessage = onEvent;
+  return channel;
+}
+
 /**
- * Sends a message; `onEvent` receives `started`, then `token`s, then `finished`, in order.
- * Resolves when the reply has ended (its final state is also in the last event).
+ * Sends a message with its attachments (paths, or pasted files as base64); `onEvent` receives
+ * the turn's events. Resolves when the reply has ended. A file that cannot be read rejects
+ * with its name and the reason, and nothing is stored.
  */
 export function sendMessage(
   conversationId: number | null,
   text: string,
-  onEvent: (event: TurnEventDto) => void,
+  attachments: AttachmentArgDto[],
+  onEvent: TurnEventHandler,
 ): Promise<TurnStartedDto> {
-  const channel = new Channel<TurnEventDto>();
-  channel.onmessage = onEvent;
-  return call('send_message', { conversationId, text, onEvent: channel });
+  return call('send_message', { conversationId, text, attachments, onEvent: channelFor(onEvent) });
+}
+
+/** Writes a new reply beside `replyMessageId` and streams it. */
+export function regenerate(replyMessageId: number, onEvent: TurnEventHandler): Promise<TurnStartedDto> {
+  return call('regenerate', { replyMessageId, onEvent: channelFor(onEvent) });
+}
+
+/** Sends an edited copy of a user message as a new branch and streams the reply. */
+export function editMessage(messageId: number, text: string, onEvent: TurnEventHandler): Promise<TurnStartedDto> {
+  return call('edit_message', { messageId, text, onEvent: channelFor(onEvent) });
+}
+
+/** Appends more text to a reply that was stopped, cut off or interrupted. */
+export function continueReply(replyMessageId: number, onEvent: TurnEventHandler): Promise<TurnStartedDto> {
+  return call('continue_reply', { replyMessageId, onEvent: channelFor(onEvent) });
+}
+
+/** Shows the branch through `messageId`. */
+export function switchBranch(messageId: number): Promise<void> {
+  return call('switch_branch', { messageId });
+}
+
+/** The visible branch with sibling positions, attachments, citations and notices. */
+export function getConversationView(conversationId: number): Promise<MessageViewDto[]> {
+  return call('get_conversation_view', { conversationId });
+}
+
+/** A `data:` URL of the attachment's thumbnail (re-encoded by the backend), or null. */
+export function getAttachmentThumbnail(attachmentId: number): Promise<string | null> {
+  return call('get_attachment_thumbnail', { attachmentId });
+}
+
+export function getPagePreview(attachmentId: number, pageNumber: number): Promise<PagePreviewDto> {
+  return call('get_page_preview', { attachmentId, pageNumber });
+}
+
+export function getChatSettings(): Promise<ChatSettingsDto> {
+  return call('get_chat_settings');
+}
+
+export function setChatSettings(settings: ChatSettingsDto): Promise<void> {
+  return call('set_chat_settings', { settings });
+}
+
+/** Pins a conversation to a profile or a model; null routes each message automatically. */
+export function pinConversation(conversationId: number, pin: ModelPinDto | null): Promise<void> {
+  return call('pin_conversation', { conversationId, pin });
 }
 
 /** Stops a reply being generated. Resolves to false when it had already ended. */

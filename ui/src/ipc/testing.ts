@@ -2,7 +2,7 @@
 // code of their own.
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
 import type { Channel } from '@tauri-apps/api/core';
-import type { TurnEventDto } from './bindings';
+import type { MessageDto, MessageViewDto, TurnEventDto } from './bindings';
 
 export type CommandHandler = (command: string, args: Record<string, unknown>) => unknown;
 
@@ -17,3 +17,15 @@ export function emitTurnEvent(args: Record<string, unknown>, event: TurnEventDto
 }
 
 export { clearMocks };
+
+/** Stored messages as `get_conversation_view` answers: one branch, nothing attached. */
+export function asView(messages: MessageDto[]): MessageViewDto[] {
+  return messages.map((message) => ({
+    message,
+    siblingIndex: 0,
+    siblingCount: 1,
+    notices: [],
+    attachments: [],
+    citations: [],
+  }));
+}

@@ -93,3 +93,29 @@ export function statsTitle(stats: GenerationStatsDto | null): string {
 function duration(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(Math.round(ms / 100) / 10).toFixed(1)} s`;
 }
+
+export interface ContextUsage {
+  /** 0–100, rounded. */
+  percent: number;
+  /** Above 80%: older turns will soon be left out of what the model sees. */
+  warn: boolean;
+  label: string;
+  title: string;
+}
+
+/** How full the model's context was for the newest reply; null when either figure is unknown. */
+export function contextUsage(promptTokens: number | null, contextSize: number | null | undefined): ContextUsage | null {
+  if (promptTokens === null || !contextSize || contextSize <= 0) return null;
+  const fraction = Math.min(promptTokens / contextSize, 1);
+  const percent = Math.round(fraction * 100);
+  const warn = fraction > 0.8;
+  const count = (value: number) => value.toLocaleString('en-US');
+  return {
+    percent,
+    warn,
+    label: percent === 0 && promptTokens > 0 ? '<1%' : `${percent}%`,
+    title:
+      `Context: ${count(promptTokens)} of ${count(contextSize)} tokens used by the last reply's prompt.` +
+      (warn ? '\nNearly full: the oldest turns and long documents will be left out or cut to excerpts.' : ''),
+  };
+}

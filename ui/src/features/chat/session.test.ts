@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { clearMocks, emitTurnEvent, mockCommands } from '../../ipc/testing';
+import { asView, clearMocks, emitTurnEvent, mockCommands } from '../../ipc/testing';
 import type { GenerationStatsDto, MessageDto } from '../../ipc';
 import { ChatSession } from './session.svelte';
 
@@ -33,12 +33,12 @@ describe('ChatSession', () => {
       if (command === 'list_conversations') {
         return [{ id: 3, title: 'hello', updatedAtMs: 1, pinned: false }];
       }
-      if (command === 'get_conversation_messages') {
+      if (command === 'get_conversation_view') {
         expect(args.conversationId).toBe(3);
-        return [
+        return asView([
           stored(10, 'user', 'hello', null),
           stored(11, 'assistant', 'Hi there', { ...noStats, modelId: 'scout.gguf', completionTokens: 2, ttftMs: 310 }),
-        ];
+        ]);
       }
       throw new Error(`unexpected command ${command}`);
     });
@@ -56,7 +56,7 @@ describe('ChatSession', () => {
     expect(session.activeConversation?.title).toBe('hello');
     // The stored reply replaces the streamed copy, so its stats show.
     expect(session.messages.at(-1)?.stats?.ttftMs).toBe(310);
-    expect(calls).toEqual(['send_message', 'list_conversations', 'get_conversation_messages']);
+    expect(calls).toEqual(['send_message', 'list_conversations', 'get_conversation_view']);
   });
 
   it('keeps a failed reply with its error message', async () => {
@@ -72,8 +72,8 @@ describe('ChatSession', () => {
         });
         return { conversationId: 1, userMessageId: 1, replyMessageId: 2 };
       }
-      if (command === 'get_conversation_messages') {
-        return [stored(1, 'user', 'hi', null), { ...stored(2, 'assistant', '', null), status: 'failed', error: 'No model is loaded.' }];
+      if (command === 'get_conversation_view') {
+        return asView([stored(1, 'user', 'hi', null), { ...stored(2, 'assistant', '', null), status: 'failed', error: 'No model is loaded.' }]);
       }
       return [];
     });
@@ -127,8 +127,8 @@ describe('ChatSession', () => {
         release();
         return true;
       }
-      if (command === 'get_conversation_messages') {
-        return [stored(1, 'user', 'long question', null), { ...stored(2, 'assistant', 'half', null), status: 'cancelled' }];
+      if (command === 'get_conversation_view') {
+        return asView([stored(1, 'user', 'long question', null), { ...stored(2, 'assistant', 'half', null), status: 'cancelled' }]);
       }
       return [];
     });
@@ -155,8 +155,8 @@ describe('ChatSession', () => {
           };
         });
       }
-      if (command === 'get_conversation_messages') {
-        return args.conversationId === 7 ? [stored(70, 'user', 'older chat', null)] : [stored(1, 'user', 'q', null)];
+      if (command === 'get_conversation_view') {
+        return asView(args.conversationId === 7 ? [stored(70, 'user', 'older chat', null)] : [stored(1, 'user', 'q', null)]);
       }
       return [];
     });
@@ -184,7 +184,7 @@ describe('ChatSession', () => {
           };
         });
       }
-      if (command === 'get_conversation_messages') return [stored(1, 'user', 'q', null), stored(2, 'assistant', 'a b c', null)];
+      if (command === 'get_conversation_view') return asView([stored(1, 'user', 'q', null), stored(2, 'assistant', 'a b c', null)]);
       return [];
     });
     const session = new ChatSession();

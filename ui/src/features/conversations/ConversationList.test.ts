@@ -14,8 +14,8 @@ afterEach(() => {
 });
 
 const conversations: ConversationDto[] = [
-  { id: 1, title: 'Pinned plans', updatedAtMs: 1, pinned: true },
-  { id: 2, title: 'Recent chat', updatedAtMs: 2, pinned: false },
+  { id: 1, title: 'Pinned plans', updatedAtMs: 1, pinned: true, modelPin: null },
+  { id: 2, title: 'Recent chat', updatedAtMs: 2, pinned: false, modelPin: null },
 ];
 
 function setup(handler: (command: string, args: Record<string, unknown>) => unknown) {

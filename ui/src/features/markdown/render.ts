@@ -225,3 +225,115 @@ export function renderMarkdownBlocks(source: string): string[] {
 export function renderMarkdown(source: string): string {
   return renderMarkdownBlocks(source).join('');
 }
+
+// Page citations. The core reports each as a byte span of the reply's Markdown source. Before
+// rendering, every span is replaced by a marker made of two private-use characters around the
+// citation's index; after rendering and sanitizing, markers found in text nodes become buttons
+// built with DOM calls (never from reply text). Marker characters already in the reply are
+// removed first, so a reply cannot forge one; and a marker outside a text node (an attribute)
+// is dropped rather than turned into anything.
+const MARK_OPEN = '\uE000';
+const MARK_CLOSE = '\uE001';
+const MARKER = /\uE000(\d+)\uE001/g;
+const FORGED = /[\uE000\uE001]/g;
+
+/** A citation as the renderer needs it: a byte span and what it points at. */
+export interface CitationSpan {
+  spanStart: number;
+  spanEnd: number;
+  fileName: string;
+  pageNumber: number;
+}
+
+/**
+ * `source` with each valid citation span replaced by its marker. Spans that run backwards,
+ * overlap, leave the text or cut a character in two are skipped (shown as plain text).
+ */
+export function markCitations(source: string, citations: readonly CitationSpan[]): string {
+  const clean = source.replace(FORGED, '\uFFFD');
+  if (citations.length === 0) return clean;
+  // UTF-8 byte offset of every UTF-16 index that starts a character, and the end.
+  const indexOfByte = new Map<number, number>();
+  let bytes = 0;
+  for (let index = 0; index < clean.length; ) {
+    indexOfByte.set(bytes, index);
+    const code = clean.codePointAt(index) ?? 0;
+    bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    index += code >= 0x10000 ? 2 : 1;
+  }
+  indexOfByte.set(bytes, clean.length);
+  const spans = citations
+    .map((citation, position) => ({
+      position,
+      start: indexOfByte.get(citation.spanStart),
+      end: indexOfByte.get(citation.spanEnd),
+    }))
+    .filter((span): span is { position: number; start: number; end: number } =>
+      span.start !== undefined && span.end !== undefined && span.end > span.start,
+    )
+    .sort((a, b) => a.start - b.start);
+  let out = '';
+  let at = 0;
+  for (const span of spans) {
+    if (span.start < at) continue;
+    out += clean.slice(at, span.start) + MARK_OPEN + String(span.position) + MARK_CLOSE;
+    at = span.end;
+  }
+  return out + clean.slice(at);
+}
+
+/**
+ * Turns the markers in sanitized `html` into citation buttons (`data-citation` is the index
+ * into `citations`). Only text nodes are looked at; the labels are set as text.
+ */
+export function linkCitations(html: string, citations: readonly CitationSpan[]): string {
+  if (!html.includes(MARK_OPEN)) return html;
+  const template = document.createElement('template');
+  template.innerHTML = html;
+  const walker = document.createTreeWalker(template.content, NodeFilter.SHOW_TEXT);
+  const texts: Text[] = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if ((node.nodeValue ?? '').includes(MARK_OPEN)) texts.push(node as Text);
+  }
+  for (const text of texts) {
+    const value = text.nodeValue ?? '';
+    const fragment = document.createDocumentFragment();
+    let at = 0;
+    for (const match of value.matchAll(MARKER)) {
+      const index = match.index;
+      fragment.append(value.slice(at, index));
+      const citation = citations[Number(match[1])];
+      if (citation) fragment.append(citationButton(Number(match[1]), citation));
+      at = index + match[0].length;
+    }
+    fragment.append(value.slice(at).replace(FORGED, ''));
+    text.replaceWith(fragment);
+  }
+  // A marker that ended up in an attribute (a link title) is removed, not interpreted.
+  for (const element of template.content.querySelectorAll('*')) {
+    for (const attribute of [...element.attributes]) {
+      const value = attribute.value;
+      if (value.includes(MARK_OPEN) || value.includes(MARK_CLOSE)) {
+        element.setAttribute(attribute.name, value.replace(MARKER, '').replace(FORGED, ''));
+      }
+    }
+  }
+  return template.innerHTML;
+}
+
+function citationButton(index: number, citation: CitationSpan): HTMLButtonElement {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'citation';
+  button.dataset.citation = String(index);
+  button.textContent = `p. ${citation.pageNumber}`;
+  button.setAttribute('aria-label', `Show page ${citation.pageNumber} of ${citation.fileName}`);
+  button.title = `${citation.fileName}, page ${citation.pageNumber}`;
+  return button;
+}
+
+/** Renders a reply with its citations as buttons, one sanitized HTML string per block. */
+export function renderReplyBlocks(source: string, citations: readonly CitationSpan[]): string[] {
+  const blocks = renderMarkdownBlocks(markCitations(source, citations));
+  return citations.length === 0 ? blocks : blocks.map((block) => linkCitations(block, citations));
+}
