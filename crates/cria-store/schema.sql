@@ -137,7 +137,7 @@ CREATE TABLE messages (
     route             TEXT,
     created_at_ms     INTEGER NOT NULL,
     finished_at_ms    INTEGER
-, prompt_text TEXT, prompt_images TEXT, reused_tokens INTEGER CHECK (reused_tokens >= 0), route_reason TEXT, notices TEXT, context_from_id INTEGER REFERENCES messages (id) ON DELETE SET NULL) STRICT;
+, prompt_text TEXT, prompt_images TEXT, reused_tokens INTEGER CHECK (reused_tokens >= 0), route_reason TEXT, finish_reason TEXT, notices TEXT, context_from_id INTEGER REFERENCES messages (id) ON DELETE SET NULL) STRICT;
 
 -- table messages_fts on messages_fts
 CREATE VIRTUAL TABLE messages_fts USING fts5 (

@@ -138,6 +138,7 @@ impl From<Message> for MessageDto {
             completion_tokens: stats.completion_tokens,
             ttft_ms: stats.ttft_ms,
             tokens_per_second: stats.tokens_per_second,
+            finish_reason: stats.finish_reason,
         };
         MessageDto {
             id: message.id.0,
@@ -165,6 +166,8 @@ pub struct GenerationStatsDto {
     /// Time to first token.
     pub ttft_ms: Option<u32>,
     pub tokens_per_second: Option<f64>,
+    /// Why generation ended: `stop`, `stop_string`, `length`, `context_full`, `cancelled`.
+    pub finish_reason: Option<String>,
 }
 
 impl GenerationStatsDto {
@@ -175,6 +178,7 @@ impl GenerationStatsDto {
             && self.completion_tokens.is_none()
             && self.ttft_ms.is_none()
             && self.tokens_per_second.is_none()
+            && self.finish_reason.is_none()
     }
 }
 
@@ -574,6 +578,8 @@ pub struct MessageViewDto {
     /// 0-based.
     pub sibling_index: u32,
     pub sibling_count: u32,
+    /// The message and its siblings, oldest first.
+    pub sibling_ids: Vec<i64>,
     pub notices: Vec<String>,
     pub attachments: Vec<AttachmentSummaryDto>,
     pub citations: Vec<CitationDto>,
@@ -586,6 +592,7 @@ impl From<MessageView> for MessageViewDto {
             message: view.entry.message.into(),
             sibling_index: u32::try_from(view.entry.sibling_index).unwrap_or(u32::MAX),
             sibling_count: u32::try_from(view.entry.sibling_count).unwrap_or(u32::MAX),
+            sibling_ids: view.sibling_ids.iter().map(|id| id.0).collect(),
             notices,
             attachments: view.attachments.into_iter().map(Into::into).collect(),
             citations: view.citations.into_iter().map(Into::into).collect(),

@@ -195,8 +195,11 @@ test('first run: import a Llama 4 GGUF, load it, and get a reply from llama.cpp'
       // The stats line comes from llama.cpp's own timings: the model, TTFT, speed, tokens.
       const stats = await driver.waitFor('the reply stats', () => driver.textOf('[data-testid="reply-stats"]'));
       assert.match(stats, /TTFT \d/, stats);
-      assert.match(stats, /[\d.]+ tok\/s/, stats);
-      assert.match(stats, /\d+ tokens?$/, stats);
+      // Replies are sampled with a fresh seed: the random-weight fixture may end after one
+      // token, and a speed needs two.
+      const tokens = Number(/(\d+) tokens?$/.exec(stats)?.[1]);
+      assert.ok(tokens >= 1, stats);
+      if (tokens >= 2) assert.match(stats, /[\d.]+ tok\/s/, stats);
       saveScreenshot('real-engine-reply.png');
     } finally {
       await driver.quit();

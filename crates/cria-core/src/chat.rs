@@ -436,6 +436,7 @@ impl Cria {
                 stats.reused_tokens = Some(outcome.reused_tokens);
                 stats.ttft_ms = Some(outcome.time_to_first_token_ms.round() as u32);
                 stats.tokens_per_second = Some(outcome.generation_tokens_per_second);
+                stats.finish_reason = Some(finish_reason_name(outcome.finish_reason).into());
                 let status = match outcome.finish_reason {
                     FinishReason::Cancelled => MessageStatus::Cancelled,
                     _ => MessageStatus::Complete,
@@ -640,6 +641,16 @@ impl Cria {
         }
         let store = Arc::clone(&self.store);
         blocking(move || store.append_text(reply, &text)).await
+    }
+}
+
+fn finish_reason_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::StopString => "stop_string",
+        FinishReason::Length => "length",
+        FinishReason::ContextFull => "context_full",
+        FinishReason::Cancelled => "cancelled",
     }
 }
 

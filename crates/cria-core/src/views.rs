@@ -13,6 +13,8 @@ use crate::{CoreError, Cria, Result, blocking};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageView {
     pub entry: PathEntry,
+    /// The message and its siblings, oldest first (for the "‹ 2/3 ›" arrows).
+    pub sibling_ids: Vec<cria_store::MessageId>,
     pub attachments: Vec<AttachmentSummary>,
     pub citations: Vec<CitationView>,
 }
@@ -64,7 +66,13 @@ impl Cria {
                     });
                 }
                 let citations = stored_citations(&store, entry.message.id)?;
+                let sibling_ids = if entry.sibling_count > 1 {
+                    store.siblings(entry.message.id)?.ids
+                } else {
+                    vec![entry.message.id]
+                };
                 views.push(MessageView {
+                    sibling_ids,
                     entry,
                     attachments,
                     citations,

@@ -11,6 +11,9 @@ ALTER TABLE messages ADD COLUMN prompt_images TEXT;
 -- notes for the user (a JSON array of strings: material that was left out, and why).
 ALTER TABLE messages ADD COLUMN reused_tokens INTEGER CHECK (reused_tokens >= 0);
 ALTER TABLE messages ADD COLUMN route_reason TEXT;
+-- For replies: why generation ended (`stop`, `stop_string`, `length`, `context_full`,
+-- `cancelled`), so a reply cut by its length can be continued.
+ALTER TABLE messages ADD COLUMN finish_reason TEXT;
 ALTER TABLE messages ADD COLUMN notices TEXT;
 -- For replies: the first message of the conversation that was in its prompt (older ones were
 -- left out to fit the context). The next turn starts no earlier, so its prompt keeps the same

@@ -90,6 +90,8 @@ pub struct GenerationStats {
     pub reused_tokens: Option<u32>,
     /// Why the reply went to this model ("the message has an image", "pinned by you", …).
     pub route_reason: Option<String>,
+    /// Why generation ended: `stop`, `stop_string`, `length`, `context_full` or `cancelled`.
+    pub finish_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,7 +131,7 @@ pub struct Siblings {
 
 pub(crate) const COLUMNS: &str = "id, conversation_id, parent_id, role, content, status, model_id, \
      error, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, route, created_at_ms, \
-     finished_at_ms, reused_tokens, route_reason, notices";
+     finished_at_ms, reused_tokens, route_reason, notices, finish_reason";
 
 pub(crate) fn invalid(column: usize, value: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -159,6 +161,7 @@ pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
             route: row.get(12)?,
             reused_tokens: row.get(15)?,
             route_reason: row.get(16)?,
+            finish_reason: row.get(18)?,
         },
         created_at_ms: row.get(13)?,
         finished_at_ms: row.get(14)?,
@@ -229,8 +232,8 @@ pub(crate) fn insert(conn: &Connection, new: &NewMessage<'_>) -> Result<MessageI
     conn.prepare_cached(
         "INSERT INTO messages (conversation_id, parent_id, role, content, status, error, \
          model_id, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, route, \
-         created_at_ms, finished_at_ms, reused_tokens, route_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         created_at_ms, finished_at_ms, reused_tokens, route_reason, finish_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         new.conversation.0,
@@ -249,6 +252,7 @@ pub(crate) fn insert(conn: &Connection, new: &NewMessage<'_>) -> Result<MessageI
         new.finished_at_ms,
         new.stats.reused_tokens,
         new.stats.route_reason,
+        new.stats.finish_reason,
     ])?;
     Ok(MessageId(conn.last_insert_rowid()))
 }
@@ -340,7 +344,7 @@ pub(crate) fn finish(
         "UPDATE messages SET status = ?1, error = ?2, \
          model_id = COALESCE(?3, model_id), prompt_tokens = ?4, completion_tokens = ?5, \
          ttft_ms = ?6, tokens_per_second = ?7, route = COALESCE(?8, route), finished_at_ms = ?9, \
-         reused_tokens = ?11, route_reason = COALESCE(?12, route_reason) \
+         reused_tokens = ?11, route_reason = COALESCE(?12, route_reason), finish_reason = ?13 \
          WHERE id = ?10 AND status = 'streaming'",
         params![
             status.as_str(),
@@ -355,6 +359,7 @@ pub(crate) fn finish(
             id.0,
             stats.reused_tokens,
             stats.route_reason,
+            stats.finish_reason,
         ],
     )?;
     if changed == 0 {

@@ -351,6 +351,7 @@ fn edit_and_regenerate_add_siblings_and_switching_shows_any_branch() {
         route: Some("fast".into()),
         reused_tokens: Some(8),
         route_reason: Some("plain text goes to the fast model".into()),
+        finish_reason: Some("length".into()),
     };
     let finished = stream
         .finish(MessageStatus::Complete, None, &stats)
@@ -1199,6 +1200,7 @@ fn arb_message() -> impl Strategy<Value = ArbMessage> {
                     route: s.5,
                     reused_tokens: None,
                     route_reason: None,
+                    finish_reason: None,
                 },
                 attachment,
             },

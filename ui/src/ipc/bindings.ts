@@ -19,7 +19,11 @@ route: string | null, promptTokens: number | null, completionTokens: number | nu
 /**
  * Time to first token.
  */
-ttftMs: number | null, tokensPerSecond: number | null, };
+ttftMs: number | null, tokensPerSecond: number | null, 
+/**
+ * Why generation ended: `stop`, `stop_string`, `length`, `context_full`, `cancelled`.
+ */
+finishReason: string | null, };
 
 export type MessageDto = { id: number, parentId: number | null, role: RoleDto, content: string, status: MessageStatusDto, error: string | null, createdAtMs: number, 
 /**
@@ -60,7 +64,11 @@ export type MessageViewDto = { message: MessageDto,
 /**
  * 0-based.
  */
-siblingIndex: number, siblingCount: number, notices: Array<string>, attachments: Array<AttachmentSummaryDto>, citations: Array<CitationDto>, };
+siblingIndex: number, siblingCount: number, 
+/**
+ * The message and its siblings, oldest first.
+ */
+siblingIds: Array<number>, notices: Array<string>, attachments: Array<AttachmentSummaryDto>, citations: Array<CitationDto>, };
 
 export type PagePreviewDto = { attachmentId: number, fileName: string, pageNumber: number, pageCount: number, text: string, 
 /**

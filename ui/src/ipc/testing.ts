@@ -24,6 +24,7 @@ export function asView(messages: MessageDto[]): MessageViewDto[] {
     message,
     siblingIndex: 0,
     siblingCount: 1,
+    siblingIds: [message.id],
     notices: [],
     attachments: [],
     citations: [],

@@ -26,6 +26,7 @@ const stats: GenerationStatsDto = {
   completionTokens: 1532,
   ttftMs: 1450,
   tokensPerSecond: 18.347,
+  finishReason: 'stop',
 };
 
 describe('ChatView', () => {

@@ -132,13 +132,14 @@ describe('attachments', () => {
         message: message({ id: 10, role: 'user', content: 'what does it say?' }),
         siblingIndex: 0,
         siblingCount: 1,
+        siblingIds: [10],
         notices: [],
         citations: [],
         attachments: [
           { id: 3, fileName: 'scan.pdf', mime: 'application/pdf', sizeBytes: 9, kind: 'document', pageCount: 12, scannedPages: 3, hasThumbnail: false },
         ],
       },
-      { message: message({ id: 11, parentId: 10, content: 'It says hello.' }), siblingIndex: 0, siblingCount: 1, notices: ['Pages 4–12 were too long to include; the best excerpts were used.'], citations: [], attachments: [] },
+      { message: message({ id: 11, parentId: 10, content: 'It says hello.' }), siblingIndex: 0, siblingCount: 1, siblingIds: [11], notices: ['Pages 4–12 were too long to include; the best excerpts were used.'], citations: [], attachments: [] },
     ];
     let session: ChatSession;
     mockCommands((command, args) => {
@@ -169,8 +170,8 @@ describe('attachments', () => {
 describe('branches and edits', () => {
   function twoReplies(): MessageViewDto[] {
     return [
-      { message: message({ id: 1, role: 'user', content: 'q' }), siblingIndex: 0, siblingCount: 1, notices: [], citations: [], attachments: [] },
-      { message: message({ id: 2, parentId: 1, content: 'first answer' }), siblingIndex: 0, siblingCount: 1, notices: [], citations: [], attachments: [] },
+      { message: message({ id: 1, role: 'user', content: 'q' }), siblingIndex: 0, siblingCount: 1, siblingIds: [1], notices: [], citations: [], attachments: [] },
+      { message: message({ id: 2, parentId: 1, content: 'first answer' }), siblingIndex: 0, siblingCount: 1, siblingIds: [2], notices: [], citations: [], attachments: [] },
     ];
   }
 
@@ -192,8 +193,8 @@ describe('branches and edits', () => {
         case 'get_conversation_view': {
           const [user] = twoReplies();
           const reply = shown === 3
-            ? { ...twoReplies()[1]!, message: message({ id: 3, parentId: 1, content: 'second answer' }), siblingIndex: 1, siblingCount: 2 }
-            : { ...twoReplies()[1]!, siblingIndex: 0, siblingCount: 2 };
+            ? { ...twoReplies()[1]!, message: message({ id: 3, parentId: 1, content: 'second answer' }), siblingIndex: 1, siblingCount: 2, siblingIds: [2, 3] }
+            : { ...twoReplies()[1]!, siblingIndex: 0, siblingCount: 2, siblingIds: [2, 3] };
           return [user, reply];
         }
         default:
@@ -295,5 +296,36 @@ describe('titles', () => {
     session.activeConversationId = 9;
     await session.send('What happened to the harvest?');
     expect(seenTitle).toBe('Rice harvest');
+  });
+});
+
+describe('branches made before a restart', () => {
+  it('the arrows reach siblings listed by the stored view, and a reply cut by length can go on', async () => {
+    const switched: unknown[] = [];
+    mockCommands((command, args) => {
+      if (command === 'switch_branch') {
+        switched.push(args.messageId);
+        return null;
+      }
+      return [];
+    });
+    const session = new ChatSession();
+    session.activeConversationId = 1;
+    const cut = message({ id: 7, parentId: 1, content: 'a long answer that was cut', stats: { modelId: null, route: null, promptTokens: null, completionTokens: 24, ttftMs: null, tokensPerSecond: null, finishReason: 'length' } });
+    mockViewOnce(session, [
+      { message: message({ id: 1, role: 'user', content: 'q' }), siblingIndex: 0, siblingCount: 1, siblingIds: [1], notices: [], citations: [], attachments: [] },
+      { message: cut, siblingIndex: 2, siblingCount: 3, siblingIds: [2, 5, 7], notices: [], citations: [], attachments: [] },
+    ]);
+    expect(session.siblingOf(7, -1)).toBe(5);
+    expect(session.siblingOf(7, 1)).toBeNull();
+    const view = render(ChatView, {
+      messages: session.messages,
+      streamingReplyId: null,
+      extras: session.extras,
+      onContinue: () => {},
+    });
+    expect(view.getByTestId('continue-reply')).toBeTruthy();
+    await session.showSibling(7, -1);
+    expect(switched).toEqual([5]);
   });
 });

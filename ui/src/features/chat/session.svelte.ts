@@ -55,9 +55,8 @@ export class ChatSession {
   /** A problem to show above the composer (not tied to one message). */
   notice = $state<string | null>(null);
   /**
-   * Sibling ids seen in this window, by parent id ("root" for the first message), oldest first.
-   * The view gives each message's position among its siblings but not their ids, so the arrows
-   * can reach the siblings this window has seen (every one it created, and every one shown).
+   * Sibling ids by parent id ("root" for the first message), oldest first: from the view (which
+   * lists them), completed with the ones this window creates before its next reload.
    */
   private siblingIds = new Map<string, number[]>();
   /**
@@ -275,8 +274,12 @@ export class ChatSession {
     for (const view of views) {
       const { message: shown, ...rest } = view;
       extras[shown.id] = rest;
-      if (view.siblingCount === 1) this.siblingIds.set(this.parentKey(shown.parentId), [shown.id]);
-      else this.learnSibling(shown.parentId, shown.id);
+      // The store lists every sibling, so the arrows reach branches made before a restart too.
+      if (view.siblingIds.length === view.siblingCount) {
+        this.siblingIds.set(this.parentKey(shown.parentId), [...view.siblingIds]);
+      } else {
+        this.learnSibling(shown.parentId, shown.id);
+      }
     }
     this.messages = views.map((view) => view.message);
     this.extras = extras;

@@ -4,7 +4,7 @@ import type { GenerationStatsDto, MessageDto } from '../../ipc';
 import { ChatSession } from './session.svelte';
 
 const noStats: GenerationStatsDto = {
-  modelId: null, route: null, promptTokens: null, completionTokens: null, ttftMs: null, tokensPerSecond: null,
+  modelId: null, route: null, promptTokens: null, completionTokens: null, ttftMs: null, tokensPerSecond: null, finishReason: null,
 };
 
 function stored(id: number, role: MessageDto['role'], content: string, stats: GenerationStatsDto | null): MessageDto {
