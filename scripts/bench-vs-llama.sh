@@ -28,6 +28,10 @@
 #   BENCH_REPS=3                   runs per test inside one round (default 3)
 #   LLAMA_BENCH_BUILD=DIR          build folder (default ~/.cache/cria/llama-bench-build)
 #   BENCH_MODELS="a.gguf b.gguf"   models (default: gemma3 270M and the tiny Llama 4 fixture)
+#   BENCH_OMP_WAIT_POLICY=PASSIVE  OpenMP wait policy for both engines. Unset, each runs as users
+#                                  get it: Cria's worker with PASSIVE (its supervisor sets it),
+#                                  llama-bench with OpenMP's default (threads spin at barriers,
+#                                  which collapses speed when other programs use the cores)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +46,9 @@ for tool in cmake c++ python3 awk; do
     command -v "$tool" >/dev/null 2>&1 || die "needs '$tool' on PATH"
 done
 
+if [[ -n "${BENCH_OMP_WAIT_POLICY:-}" ]]; then
+    export OMP_WAIT_POLICY="$BENCH_OMP_WAIT_POLICY"
+fi
 cria_bin="${CRIA_BIN:-$root/target/debug/cria}"
 threads="${BENCH_THREADS:-$(nproc)}"
 rounds="${BENCH_ROUNDS:-3}"
@@ -123,7 +130,7 @@ if [[ ! -f "$build_dir/out/CMakeCache.txt" ]]; then
         -DLLAMA_BUILD_APP=OFF -DLLAMA_TOOLS_INSTALL=OFF >"$build_dir/configure.log" 2>&1 ||
         die "cmake configure failed; see $build_dir/configure.log"
 fi
-echo "bench-vs-llama: building llama-bench (first time: ~10 min on 2 cores)" >&2
+echo "bench-vs-llama: building llama-bench (first time ~10 min on 2 cores, then seconds)" >&2
 cmake --build "$build_dir/out" --target llama-bench -j "$(nproc)" >"$build_dir/build.log" 2>&1 ||
     die "building llama-bench failed; see $build_dir/build.log"
 llama_bench="$build_dir/out/bin/llama-bench"
@@ -175,6 +182,7 @@ done
 
 echo
 echo "threads $threads, $rounds rounds (each best of $reps), cria: $cria_bin"
+echo "OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset (Cria's worker PASSIVE, llama-bench OpenMP's default)}"
 echo "llama.cpp: $llama_src (llama-bench GGML_NATIVE=$native_flag)"
 python3 - "$results" <<'EOF'
 import statistics, sys
