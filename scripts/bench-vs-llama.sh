@@ -2,7 +2,7 @@
 # Cria's engine side by side with llama.cpp's own `llama-bench`: pp512 and tg128 on the same GGUF,
 # the same threads and the same llama.cpp source, interleaved rounds, medians and ratios.
 #
-# NOT run by CI: it builds llama-bench (about 10 min on 2 cores the first time) and measures for
+# NOT run by CI: it builds llama-bench (25 min on 2 busy cores the first time) and measures for
 # several minutes. Run it by hand on an otherwise idle machine; results go to docs/benchmarks.md.
 #
 # llama-bench is built from the llama.cpp source Cria links (the copy vendored in the cargo
@@ -130,7 +130,7 @@ if [[ ! -f "$build_dir/out/CMakeCache.txt" ]]; then
         -DLLAMA_BUILD_APP=OFF -DLLAMA_TOOLS_INSTALL=OFF >"$build_dir/configure.log" 2>&1 ||
         die "cmake configure failed; see $build_dir/configure.log"
 fi
-echo "bench-vs-llama: building llama-bench (first time ~10 min on 2 cores, then seconds)" >&2
+echo "bench-vs-llama: building llama-bench (first time ~25 min on 2 busy cores, then seconds)" >&2
 cmake --build "$build_dir/out" --target llama-bench -j "$(nproc)" >"$build_dir/build.log" 2>&1 ||
     die "building llama-bench failed; see $build_dir/build.log"
 llama_bench="$build_dir/out/bin/llama-bench"
