@@ -79,7 +79,13 @@ async fn an_imported_model_answers_survives_a_crash_and_is_reloaded_after_a_rest
     assert!(!imported.active);
     let loaded = cria.select_model(imported.id.clone()).await.unwrap();
     assert!(loaded.vision);
-    assert!(loaded.context_size <= 8192, "never the training length");
+    // Chosen from memory (at most 32768, never below 2048); the fixture's tiny KV cache lets
+    // it use its whole 16384-token training length unless memory is nearly exhausted.
+    assert!(
+        [2048, 4096, 8192, 16384].contains(&loaded.context_size),
+        "{}",
+        loaded.context_size
+    );
     let listed = cria.list_models().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].active);

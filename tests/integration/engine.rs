@@ -444,6 +444,55 @@ async fn a_projector_that_makes_llama_cpp_abort_is_survived() {
 }
 
 #[tokio::test]
+async fn without_a_context_size_one_is_chosen_from_memory_and_explained() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let fixture = llama4_fixture();
+    let engine = handle(false);
+    let info = engine
+        .load(LoadOptions {
+            threads: Some(2),
+            gpu_layers: Some(0),
+            ..LoadOptions::new(&fixture.model)
+        })
+        .await
+        .expect("load with the default context");
+    // The fixture advertises 16384 tokens; its KV cache is a few MiB, so unless the machine
+    // is nearly out of memory the whole training length up to the 32768 ceiling is chosen.
+    assert_eq!(info.n_ctx_train, 16384);
+    assert!([2048, 4096, 8192, 16384].contains(&info.n_ctx), "{info:?}");
+    assert!(
+        info.n_ctx_reason
+            .starts_with(&format!("{} tokens", info.n_ctx)),
+        "{info:?}"
+    );
+    assert!(info.n_ctx_reason.contains("RAM"), "{info:?}");
+    if !info.n_ctx_reason.contains("smallest default") {
+        assert_eq!(info.n_ctx, 16384, "{info:?}");
+    }
+    // The context created has that size: a longer prompt is refused against it (before any
+    // decoding, so this stays fast), a short one is answered.
+    let (_, overflow) = run(
+        &engine,
+        greedy(vec![user(&long_text(info.n_ctx as usize * 2))], 2),
+    )
+    .await;
+    match overflow {
+        Err(EngineError::ContextOverflow { n_ctx, .. }) => assert_eq!(n_ctx, info.n_ctx),
+        other => panic!("expected a context overflow, got {other:?}"),
+    }
+    let (_, fine) = run(&engine, greedy(vec![user("hi")], 2)).await;
+    fine.expect("a short prompt");
+
+    let chosen = engine
+        .load(load_options(&fixture.model, None, 3000))
+        .await
+        .expect("load with a chosen context");
+    assert_eq!(chosen.n_ctx, 3000);
+    assert!(chosen.n_ctx_reason.contains("settings"), "{chosen:?}");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
 async fn bad_requests_get_typed_errors_before_any_decoding() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let fixture = llama4_fixture();

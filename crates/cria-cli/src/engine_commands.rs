@@ -20,7 +20,8 @@ pub struct ModelArgs {
     /// CPU threads (default: chosen for a busy desktop).
     #[arg(long, short = 't')]
     threads: Option<u32>,
-    /// Context size in tokens (default: min(8192, the model's training length)).
+    /// Context size in tokens (default: chosen from the KV cache's size and free memory,
+    /// 4096 to 32768).
     #[arg(long)]
     ctx: Option<u32>,
     /// Layers to offload to the GPU (default: all when a GPU is available).

@@ -10,6 +10,7 @@
 //! never contain (a prefix of) a stop string; text already streamed stays valid whatever the
 //! outcome; a failed generation returns an [`EngineError`] that says what happened.
 
+mod context_size;
 mod protocol;
 mod scripted;
 mod supervisor;
@@ -25,6 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use context_size::{
+    ContextSizeChoice, FreeMemory, KvCacheGeometry, MAX_DEFAULT_N_CTX, MIN_DEFAULT_N_CTX,
+    choose_context_size, parse_mem_available,
+};
 pub use protocol::{BenchRequest, BenchResult};
 pub use scripted::ScriptedEngine;
 pub use supervisor::{EngineHandle, SupervisorOptions};
@@ -360,7 +365,8 @@ pub struct LoadOptions {
     /// Vision projector for image input.
     #[serde(default)]
     pub mmproj_path: Option<PathBuf>,
-    /// Context size in tokens; `None` picks `min(8192, training length)`.
+    /// Context size in tokens; `None` chooses one from the KV cache's cost and free memory
+    /// ([`choose_context_size`]), never the training length itself.
     #[serde(default)]
     pub n_ctx: Option<u32>,
     /// CPU threads; `None` picks [`default_threads`].
@@ -388,6 +394,10 @@ impl LoadOptions {
 pub struct ModelInfo {
     pub architecture: String,
     pub n_ctx: u32,
+    /// Why the context has `n_ctx` tokens (chosen by the user, or from free memory and by how
+    /// much), for the settings screen.
+    #[serde(default)]
+    pub n_ctx_reason: String,
     pub n_ctx_train: u32,
     pub threads: u32,
     pub gpu_layers: u32,

@@ -17,7 +17,9 @@
 //! only new text. Llama 4's chunked-attention layers use an iSWA cache; by default llama.cpp
 //! prunes cells older than the 8192-token window there, after which removing a tail fails
 //! and the prompt must be processed again. The context is created with `swa_full`, keeping
-//! every cell (with `n_ctx` ≤ 8192 that costs no memory), so tail removal always works.
+//! every cell, so tail removal always works. Up to the window (8192 tokens) that costs no
+//! memory; beyond it the windowed layers cost as much as full ones, which the default context
+//! size accounts for (`kv_cache_geometry`).
 
 use std::io::{self, Write};
 use std::num::NonZeroU32;
@@ -40,6 +42,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::{LogOptions, send_logs_to_tracing};
 
+use crate::context_size::{FreeMemory, KvCacheGeometry, choose_context_size, parse_mem_available};
 use crate::protocol::{
     Frame, PROTOCOL_VERSION, WorkerEvent, WorkerRequest, read_frame, write_frame,
 };
@@ -55,11 +58,13 @@ pub const WORKER_FLAG: &str = "--cria-engine-worker";
 /// Environment variable that enables the test-only `abort` request.
 pub(crate) const ALLOW_TEST_ABORT_ENV: &str = "CRIA_ENGINE_ALLOW_TEST_ABORT";
 
-/// Context size when the caller does not choose one: Llama 4 advertises up to 10M tokens of
-/// training context, far beyond any desktop's memory, so the training length is never used
-/// as the default.
-const DEFAULT_N_CTX: u32 = 8192;
+/// Bounds for a context size the caller chooses (the default is chosen from memory, see
+/// [`choose_context_size`]).
+const MIN_N_CTX: u32 = 256;
+const MAX_N_CTX: u32 = 1 << 20;
 const N_BATCH: u32 = 512;
+/// llama.cpp's `swa_full`: windowed layers keep every cell (see the module doc).
+const SWA_KEEP_ALL_CELLS: bool = true;
 /// Prompt slices aim at this duration so a cancel lands quickly...
 const PREFILL_SLICE_TARGET: Duration = Duration::from_millis(250);
 /// ...but never shrink below this many tokens: a batch of a few tokens reads all the weights
@@ -503,14 +508,19 @@ impl<'a> WorkerEngine<'a> {
             .meta_val_str("general.architecture")
             .unwrap_or_else(|_| "unknown".into());
         let n_ctx_train = model.n_ctx_train();
-        let n_ctx = options
-            .n_ctx
-            .unwrap_or(if n_ctx_train == 0 {
-                DEFAULT_N_CTX
-            } else {
-                n_ctx_train.min(DEFAULT_N_CTX)
-            })
-            .clamp(256, 1 << 20);
+        let (n_ctx, n_ctx_reason) = match options.n_ctx {
+            Some(asked) => {
+                let n_ctx = asked.clamp(MIN_N_CTX, MAX_N_CTX);
+                (n_ctx, format!("{n_ctx} tokens: chosen in the settings"))
+            }
+            None => {
+                let geometry = kv_cache_geometry(model, &architecture);
+                let free = free_memory_for_cache(model, gpu_layers);
+                let choice = choose_context_size(&geometry, n_ctx_train, free.as_ref());
+                tracing::info!(?geometry, ?free, reason = %choice.reason, "default context size");
+                (choice.n_ctx, choice.reason)
+            }
+        };
         let threads = options
             .threads
             .unwrap_or_else(default_threads)
@@ -522,7 +532,7 @@ impl<'a> WorkerEngine<'a> {
             .with_n_seq_max(1)
             .with_n_threads(threads as i32)
             .with_n_threads_batch(threads as i32)
-            .with_swa_full(true);
+            .with_swa_full(SWA_KEEP_ALL_CELLS);
         let context =
             model
                 .new_context(self.backend, params)
@@ -567,6 +577,7 @@ impl<'a> WorkerEngine<'a> {
         let info = ModelInfo {
             architecture,
             n_ctx,
+            n_ctx_reason,
             n_ctx_train,
             threads,
             gpu_layers,
@@ -1046,6 +1057,80 @@ fn list_devices() -> Vec<DeviceInfo> {
             memory_free_bytes: device.memory_free as u64,
         })
         .collect()
+}
+
+/// The KV cache's cost per token, from the GGUF hyperparameters llama.cpp reads. Windowed
+/// layers (Gemma's sliding window, Llama 4's chunked attention) are counted as full ones: the
+/// context keeps every cell (`swa_full`, see the module doc) so that KV reuse always works.
+/// A model whose layout is not known here is costed as if every layer were full, which can
+/// only make the default smaller.
+fn kv_cache_geometry(model: &LlamaModel, architecture: &str) -> KvCacheGeometry {
+    let read = |key: &str| -> Option<u32> {
+        model
+            .meta_val_str(&format!("{architecture}.{key}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let layers = model.n_layer();
+    let heads = model.n_head().max(1);
+    let kv_heads = model.n_head_kv().max(1);
+    let embd_head = u32::try_from(model.n_embd()).unwrap_or(0) / heads;
+    let key_dim = read("attention.key_length").unwrap_or(embd_head);
+    let value_dim = read("attention.value_length").unwrap_or(embd_head);
+    let window = read("attention.sliding_window");
+    let pattern = read("attention.sliding_window_pattern");
+    // llama.cpp's per-architecture defaults for the window and its layer pattern.
+    let (window, pattern) = match (architecture, window) {
+        ("llama4", Some(0)) => (0, 1),
+        ("llama4", _) => (8192, pattern.unwrap_or(4)),
+        ("gemma3", Some(window)) => (window, pattern.unwrap_or(6)),
+        ("gemma2", window) => (window.unwrap_or(4096), pattern.unwrap_or(2)),
+        (_, Some(window)) if pattern.is_some() => (window, pattern.unwrap_or(1)),
+        _ => (0, 1),
+    };
+    KvCacheGeometry::windowed(
+        layers,
+        kv_heads,
+        key_dim,
+        value_dim,
+        pattern,
+        window,
+        N_BATCH,
+        SWA_KEEP_ALL_CELLS,
+    )
+}
+
+/// Memory free for the KV cache on the device that will hold it, after the weights: the GPU's
+/// free memory when layers are offloaded (the weights are on it already), otherwise the RAM
+/// programs can still get (Linux: `MemAvailable`, which counts the memory-mapped model file as
+/// reclaimable, so the weights are subtracted; elsewhere llama.cpp's CPU device report).
+fn free_memory_for_cache(model: &LlamaModel, gpu_layers: u32) -> Option<FreeMemory> {
+    let devices = list_devices();
+    if gpu_layers > 0
+        && let Some(gpu) = devices
+            .iter()
+            .find(|device| device.kind == "gpu" || device.kind == "igpu")
+    {
+        return Some(FreeMemory {
+            bytes: gpu.memory_free_bytes,
+            device: format!("GPU {}", gpu.name),
+        });
+    }
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| parse_mem_available(&text))
+        .or_else(|| {
+            devices
+                .iter()
+                .find(|device| device.kind == "cpu" && device.memory_free_bytes > 0)
+                .map(|device| device.memory_free_bytes)
+        })?;
+    Some(FreeMemory {
+        bytes: available.saturating_sub(model.size()),
+        device: "RAM".into(),
+    })
 }
 
 /// llama-bench's `pp` and `tg` tests: a prompt of random tokens decoded in `n_batch` slices
