@@ -2,7 +2,7 @@
 // code of their own.
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
 import type { Channel } from '@tauri-apps/api/core';
-import type { TurnEventDto } from './bindings';
+import type { DownloadEventDto, TurnEventDto } from './bindings';
 
 export type CommandHandler = (command: string, args: Record<string, unknown>) => unknown;
 
@@ -17,3 +17,9 @@ export function emitTurnEvent(args: Record<string, unknown>, event: TurnEventDto
 }
 
 export { clearMocks };
+
+/** Delivers a download `event` to the Channel `download_model` received as `onEvent`. */
+export function emitDownloadEvent(args: Record<string, unknown>, event: DownloadEventDto): void {
+  const channel = args.onEvent as Channel<DownloadEventDto>;
+  channel.onmessage(event);
+}
