@@ -2,7 +2,7 @@ import { cleanup, fireEvent, render, within } from '@testing-library/svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CatalogEntryDto, ModelSummaryDto } from '../../ipc';
 import { clearMocks, emitDownloadEvent, mockCommands } from '../../ipc/testing';
-import { formatEta } from './catalog.svelte';
+import { formatBytes, formatEta } from './catalog.svelte';
 import { ModelLibrary } from './library.svelte';
 import ModelsPanel from './ModelsPanel.svelte';
 
@@ -225,6 +225,15 @@ describe('the catalog in the models panel', () => {
     });
     const view = render(ModelsPanel, { library: new ModelLibrary(), onClose: vi.fn() });
     await waitFor(() => expect(view.getByRole('alert').textContent).toBe('the bundled catalog is damaged'));
+  });
+});
+
+describe('formatBytes', () => {
+  it('keeps a decimal where a whole number would hide progress', () => {
+    expect(formatBytes(1_290_176)).toBe('1.3 MB');
+    expect(formatBytes(645_088)).toBe('645 kB');
+    expect(formatBytes(65_400_000_000)).toBe('65.4 GB');
+    expect(formatBytes(12)).toBe('12 B');
   });
 });
 

@@ -144,10 +144,11 @@ function messageOf(error: unknown): string {
   return error instanceof CriaError ? error.message : String(error);
 }
 
-/** "1.2 GB", "350 MB", "12 kB": decimal units, as the catalog and disk tools show them. */
+/** "1.2 GB", "350 MB", "2.5 MB", "12 kB": decimal units, as the catalog and disk tools show them. */
 export function formatBytes(bytes: number): string {
   if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(1)} GB`;
-  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(0)} MB`;
+  // One decimal below 10 MB, where a whole number would hide most of the progress.
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`;
   if (bytes >= 1e3) return `${Math.round(bytes / 1e3)} kB`;
   return `${Math.max(0, Math.round(bytes))} B`;
 }
