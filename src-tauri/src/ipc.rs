@@ -468,18 +468,18 @@ pub fn typescript_bindings() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogEntryDto {
-    /// What `download_model` takes; also the library id once downloaded.
+    // What `download_model` takes; also the library id once downloaded.
     pub id: String,
     pub name: String,
     pub quantization: String,
-    /// The published size of its files (the model, plus the vision projector if any).
+    // The published size of its files (the model, plus the vision projector if any).
     pub size_bytes: u64,
     pub vision: bool,
     pub note: Option<String>,
-    /// "fits on GPU", "hybrid GPU + CPU", "CPU only", "does not fit", or "" when unknown.
+    // "fits on GPU", "hybrid GPU + CPU", "CPU only", "does not fit", or "" when unknown.
     pub verdict: String,
     pub verdict_reason: String,
-    /// It is in the library already.
+    // It is in the library already.
     pub downloaded: bool,
 }
 
@@ -509,25 +509,25 @@ impl CatalogEntryDto {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(tag = "event", content = "data", rename_all = "camelCase")]
 pub enum DownloadEventDto {
-    /// A file starts; `resume_from > 0` when a partial file from an earlier try is continued.
+    // A file starts; `resume_from > 0` when a partial file from an earlier try is continued.
     #[serde(rename_all = "camelCase")]
     Started { file_name: String, resume_from: u64 },
     #[serde(rename_all = "camelCase")]
     Progress {
-        /// Which file of the job, from 0.
+        // Which file of the job, from 0.
         file_index: u32,
         file_count: u32,
         file_name: String,
-        /// Bytes of the whole job on disk so far, and its total when known.
+        // Bytes of the whole job on disk so far, and its total when known.
         job_bytes: u64,
         job_total: Option<u64>,
         bytes_per_second: f64,
         eta_seconds: Option<f64>,
     },
-    /// The partial file was discarded and the file starts over.
+    // The partial file was discarded and the file starts over.
     #[serde(rename_all = "camelCase")]
     Restarted { file_name: String, reason: String },
-    /// A file arrived whole and its sha256 matched.
+    // A file arrived whole and its sha256 matched.
     #[serde(rename_all = "camelCase")]
     Verified { file_name: String },
 }
