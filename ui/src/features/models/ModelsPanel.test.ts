@@ -151,7 +151,7 @@ describe('the catalog in the models panel', () => {
       },
     });
     await waitFor(() =>
-      expect(tiny.getByTestId('download-progress').textContent).toContain('300 MB of 1.2 GB · 12 MB/s · 1 min 15 s left'),
+      expect(tiny.getByTestId('download-progress').textContent).toContain('300 MB of 1.2 GB · 12 MB/s · 1 min 15 s left · tiny.gguf'),
     );
     const bar = tiny.getByRole('progressbar', { name: 'Downloading Tiny Llama Q8_0' }) as HTMLProgressElement;
     expect(bar.value / bar.max).toBeCloseTo(0.25);
@@ -198,6 +198,7 @@ describe('the catalog in the models panel', () => {
     const second = await download(1);
     emitDownloadEvent(second.args, { event: 'started', data: { fileName: 'scout.gguf', resumeFrom: 1_234_000_000 } });
     await waitFor(() => expect(big.getByTestId('download-resumed').textContent).toBe('Resuming from 1.2 GB'));
+    expect(big.getByTestId('download-progress').textContent).toContain('1.2 GB of 65.4 GB');
     // The projector's own start does not hide how much of the job was resumed.
     emitDownloadEvent(second.args, { event: 'started', data: { fileName: 'mmproj.gguf', resumeFrom: 0 } });
     await waitFor(() => expect(big.getByTestId('download-progress').textContent).toContain('mmproj.gguf'));

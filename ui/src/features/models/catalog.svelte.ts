@@ -113,7 +113,8 @@ export class ModelCatalog {
         const first = this.downloads[id]?.fileName === null;
         this.update(id, {
           fileName: event.data.fileName,
-          ...(first ? { resumedFrom: event.data.resumeFrom } : {}),
+          // The bar starts where the partial file ends, not at zero.
+          ...(first ? { resumedFrom: event.data.resumeFrom, doneBytes: event.data.resumeFrom } : {}),
         });
         break;
       }
