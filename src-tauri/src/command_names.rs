@@ -32,4 +32,8 @@ pub const COMMANDS: &[&str] = &[
     "set_theme",
     "app_info",
     "open_external_url",
+    // Catalog downloads
+    "list_catalog",
+    "download_model",
+    "cancel_download",
 ];

@@ -2,9 +2,10 @@
 //! No logic lives here. The names are listed in `command_names.rs`.
 
 use cria_core::{
-    AttachmentId, AttachmentInput, ConversationId, Cria, EXPORTS_DIR, MessageId, TurnEvent,
-    TurnRequest, checked_external_url,
+    AttachmentId, AttachmentInput, ConversationId, CoreError, Cria, EXPORTS_DIR, MessageId,
+    TurnEvent, TurnRequest, checked_external_url,
 };
+use cria_core::{DownloadCancel, DownloadEvent, ModelsError};
 use cria_engine::CancelToken;
 use tauri::State;
 use tauri::ipc::Channel;
@@ -15,6 +16,7 @@ use crate::ipc::{
     LoadedModelDto, MessageDto, MessageViewDto, ModelPinDto, ModelSummaryDto, PagePreviewDto,
     SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto, image_data_url,
 };
+use crate::ipc::{CatalogEntryDto, DownloadEventDto};
 
 /// Conversations in the page the sidebar shows: pinned first, then most recent.
 #[tauri::command]
@@ -315,4 +317,119 @@ pub fn open_external_url(url: String) -> IpcResult<()> {
         kind: ErrorKind::Internal,
         message: format!("The link could not be opened: {error}. Copy it into a browser instead."),
     })
+}
+
+/// The cancel switches of the catalog downloads running now, by catalog entry id, so
+/// `cancel_download` can reach a download that `download_model` is awaiting.
+#[derive(Default)]
+pub struct Downloads {
+    running: std::sync::Mutex<std::collections::HashMap<String, DownloadCancel>>,
+}
+
+impl Downloads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, DownloadCancel>> {
+        // The map holds plain tokens: a panic elsewhere cannot leave it half-updated.
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Takes a download's entry out of the map however `download_model` ends (done, failed,
+/// cancelled or dropped with the window).
+struct RunningDownload<'a> {
+    downloads: &'a Downloads,
+    id: String,
+}
+
+impl Drop for RunningDownload<'_> {
+    fn drop(&mut self) {
+        self.downloads.lock().remove(&self.id);
+    }
+}
+
+/// The catalog's downloadable entries, each with its fit verdict for this machine and whether
+/// it is in the library already.
+#[tauri::command]
+pub async fn list_catalog(cria: State<'_, Cria>) -> IpcResult<Vec<CatalogEntryDto>> {
+    let installed: Vec<String> = cria
+        .list_models()
+        .await?
+        .into_iter()
+        .map(|model| model.id)
+        .collect();
+    let mut entries = Vec::new();
+    for entry in cria.catalog_entries()? {
+        // A catalog entry's estimate needs no file, so a failure here is unexpected; the entry
+        // stays downloadable and says why no verdict is shown.
+        let (verdict, verdict_reason) = match cria.fit(&entry.id).await {
+            Ok(report) => (report.verdict_label, report.plan.reason),
+            Err(error) => (String::new(), format!("No fit estimate: {error}")),
+        };
+        let downloaded = installed.contains(&entry.id);
+        entries.push(CatalogEntryDto::new(
+            entry,
+            verdict,
+            verdict_reason,
+            downloaded,
+        ));
+    }
+    Ok(entries)
+}
+
+/// Downloads a catalog entry into the library, streaming progress over `on_event`, and resolves
+/// with the new library model. A partial file from an earlier try (or an earlier run of the
+/// app) is resumed. Cancelling rejects with the `CANCELLED` kind and keeps the partial file.
+#[tauri::command]
+pub async fn download_model(
+    cria: State<'_, Cria>,
+    downloads: State<'_, Downloads>,
+    id: String,
+    with_vision: bool,
+    on_event: Channel<DownloadEventDto>,
+) -> IpcResult<ModelSummaryDto> {
+    let cancel = DownloadCancel::new();
+    {
+        let mut running = downloads.lock();
+        if running.contains_key(&id) {
+            return Err(IpcError {
+                kind: ErrorKind::InvalidInput,
+                message: format!(
+                    "{id} is already being downloaded; wait for it or cancel it first."
+                ),
+            });
+        }
+        running.insert(id.clone(), cancel.clone());
+    }
+    let _running = RunningDownload {
+        downloads: &downloads,
+        id: id.clone(),
+    };
+    let mut forward = |event: DownloadEvent| {
+        // A closed channel means the window went away; the download goes on regardless.
+        let _ = on_event.send(event.into());
+    };
+    match cria
+        .pull_model(&id, with_vision, &cancel, &mut forward)
+        .await
+    {
+        Ok(model) => Ok(model.into()),
+        Err(CoreError::Models(ModelsError::Cancelled)) => Err(IpcError {
+            kind: ErrorKind::Cancelled,
+            message: ModelsError::Cancelled.to_string(),
+        }),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Cancels a running download of catalog entry `id`. Resolves to false when none was running.
+#[tauri::command]
+pub fn cancel_download(downloads: State<'_, Downloads>, id: String) -> bool {
+    match downloads.lock().get(&id) {
+        Some(cancel) => {
+            cancel.cancel();
+            true
+        }
+        None => false,
+    }
 }

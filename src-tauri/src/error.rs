@@ -15,6 +15,8 @@ pub enum ErrorKind {
     Model,
     Storage,
     Internal,
+    /// The user cancelled the operation (a download keeps its partial file to resume).
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS, thiserror::Error)]

@@ -711,6 +711,8 @@ pub fn typescript_bindings() -> String {
         AppInfoDto::decl(&config),
         crate::error::ErrorKind::decl(&config),
         crate::error::IpcError::decl(&config),
+        CatalogEntryDto::decl(&config),
+        DownloadEventDto::decl(&config),
     ];
     let mut module = String::from(
         "// Generated from src-tauri/src/ipc.rs and error.rs by ts-rs. Do not edit by hand:\n\
@@ -722,6 +724,102 @@ pub fn typescript_bindings() -> String {
         module.push('\n');
     }
     module
+}
+
+/// A downloadable catalog entry with its fit verdict for this machine.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogEntryDto {
+    // What `download_model` takes; also the library id once downloaded.
+    pub id: String,
+    pub name: String,
+    pub quantization: String,
+    // The published size of its files (the model, plus the vision projector if any).
+    pub size_bytes: u64,
+    pub vision: bool,
+    pub note: Option<String>,
+    // "fits on GPU", "hybrid GPU + CPU", "CPU only", "does not fit", or "" when unknown.
+    pub verdict: String,
+    pub verdict_reason: String,
+    // It is in the library already.
+    pub downloaded: bool,
+}
+
+impl CatalogEntryDto {
+    pub fn new(
+        entry: cria_core::CatalogEntry,
+        verdict: String,
+        verdict_reason: String,
+        downloaded: bool,
+    ) -> Self {
+        CatalogEntryDto {
+            id: entry.id,
+            name: entry.name,
+            quantization: entry.quantization,
+            size_bytes: entry.size_bytes,
+            vision: entry.vision,
+            note: entry.note,
+            verdict,
+            verdict_reason,
+            downloaded,
+        }
+    }
+}
+
+/// Streamed over a Tauri `Channel` while a catalog download runs, in order. A job has one or
+/// more files (a model may come with its vision projector); each starts with `started`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "event", content = "data", rename_all = "camelCase")]
+pub enum DownloadEventDto {
+    // A file starts; `resume_from > 0` when a partial file from an earlier try is continued.
+    #[serde(rename_all = "camelCase")]
+    Started { file_name: String, resume_from: u64 },
+    #[serde(rename_all = "camelCase")]
+    Progress {
+        // Which file of the job, from 0.
+        file_index: u32,
+        file_count: u32,
+        file_name: String,
+        // Bytes of the whole job on disk so far, and its total when known.
+        job_bytes: u64,
+        job_total: Option<u64>,
+        bytes_per_second: f64,
+        eta_seconds: Option<f64>,
+    },
+    // The partial file was discarded and the file starts over.
+    #[serde(rename_all = "camelCase")]
+    Restarted { file_name: String, reason: String },
+    // A file arrived whole and its sha256 matched.
+    #[serde(rename_all = "camelCase")]
+    Verified { file_name: String },
+}
+
+impl From<cria_core::DownloadEvent> for DownloadEventDto {
+    fn from(event: cria_core::DownloadEvent) -> Self {
+        use cria_core::DownloadEvent;
+        match event {
+            DownloadEvent::Started {
+                file_name,
+                resume_from,
+            } => DownloadEventDto::Started {
+                file_name,
+                resume_from,
+            },
+            DownloadEvent::Progress(progress) => DownloadEventDto::Progress {
+                file_index: u32::try_from(progress.file_index).unwrap_or(u32::MAX),
+                file_count: u32::try_from(progress.file_count).unwrap_or(u32::MAX),
+                file_name: progress.file_name,
+                job_bytes: progress.job_bytes,
+                job_total: progress.job_total,
+                bytes_per_second: progress.bytes_per_second,
+                eta_seconds: progress.eta_seconds,
+            },
+            DownloadEvent::Restarted { file_name, reason } => {
+                DownloadEventDto::Restarted { file_name, reason }
+            }
+            DownloadEvent::Verified { file_name, .. } => DownloadEventDto::Verified { file_name },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub use command_names::COMMANDS;
 pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
     builder
         .manage(cria)
+        .manage(commands::Downloads::default())
         .invoke_handler(tauri::generate_handler![
             commands::list_conversations,
             commands::get_conversation_messages,
@@ -50,6 +51,9 @@ pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
             commands::set_theme,
             commands::app_info,
             commands::open_external_url,
+            commands::list_catalog,
+            commands::download_model,
+            commands::cancel_download,
         ])
 }
 

@@ -502,3 +502,24 @@ fn thumbnails_cross_as_data_urls_of_their_own_format() {
     let jpeg = crate::ipc::image_data_url(&[0xFF, 0xD8, 0xFF, 0xE0]);
     assert!(jpeg.starts_with("data:image/jpeg;base64,/9j/"), "{jpeg}");
 }
+
+#[test]
+fn the_catalog_lists_entries_with_a_verdict_and_cancelling_nothing_says_so() {
+    let (_dir, _app, window) = app();
+    let entries = invoke(&window, "list_catalog", json!({})).unwrap();
+    let entries = entries.as_array().unwrap();
+    assert!(!entries.is_empty());
+    for entry in entries {
+        assert!(!entry["id"].as_str().unwrap().is_empty(), "{entry}");
+        assert!(entry["sizeBytes"].as_u64().unwrap() > 0, "{entry}");
+        assert!(!entry["verdict"].as_str().unwrap().is_empty(), "{entry}");
+        assert!(
+            !entry["verdictReason"].as_str().unwrap().is_empty(),
+            "{entry}"
+        );
+        assert_eq!(entry["downloaded"], false, "{entry}");
+    }
+    assert!(entries.iter().any(|entry| entry["vision"] == true));
+    let cancelled = invoke(&window, "cancel_download", json!({ "id": "not-running" })).unwrap();
+    assert_eq!(cancelled, json!(false));
+}

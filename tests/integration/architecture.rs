@@ -84,7 +84,13 @@ fn leaf_crates_depend_only_on_what_the_architecture_allows() {
 #[test]
 fn the_shell_reaches_the_core_only_through_cria_core_and_cria_engine() {
     let deps = dependencies_of("src-tauri");
-    for forbidden in ["cria-store", "cria-ingest", "cria-gguf", "rusqlite"] {
+    for forbidden in [
+        "cria-store",
+        "cria-ingest",
+        "cria-gguf",
+        "cria-models",
+        "rusqlite",
+    ] {
         assert!(
             !deps.contains(forbidden),
             "src-tauri must not depend on {forbidden}"

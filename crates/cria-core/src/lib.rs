@@ -29,6 +29,9 @@ pub use chat_settings::{ChatSettings, MAX_SYSTEM_PROMPT_CHARS};
 pub use conversations::{
     EXPORTS_DIR, ExportFormat, MAX_QUERY_CHARS, MAX_SEARCH_RESULTS, Theme, checked_external_url,
 };
+/// Downloads' cancel token, events and errors, for clients that show a download.
+pub use cria_models::ModelsError;
+pub use cria_models::download::{CancelToken as DownloadCancel, DownloadEvent};
 pub use cria_store::{
     Attachment, AttachmentId, AttachmentKind, Conversation, ConversationId, GenerationStats,
     Listing, Message, MessageId, MessageStatus, PathEntry, Role, SearchHit, SearchSource,

@@ -106,6 +106,10 @@ export type ExportFormatDto = "markdown" | "json";
 
 export type AppInfoDto = { dataDir: string, exportsDir: string, };
 
-export type ErrorKind = "NOT_FOUND" | "INVALID_INPUT" | "ENGINE" | "MODEL" | "STORAGE" | "INTERNAL";
+export type ErrorKind = "NOT_FOUND" | "INVALID_INPUT" | "ENGINE" | "MODEL" | "STORAGE" | "INTERNAL" | "CANCELLED";
 
 export type IpcError = { kind: ErrorKind, message: string, };
+
+export type CatalogEntryDto = { id: string, name: string, quantization: string, sizeBytes: number, vision: boolean, note: string | null, verdict: string, verdictReason: string, downloaded: boolean, };
+
+export type DownloadEventDto = { "event": "started", "data": { fileName: string, resumeFrom: number, } } | { "event": "progress", "data": { fileIndex: number, fileCount: number, fileName: string, jobBytes: number, jobTotal: number | null, bytesPerSecond: number, etaSeconds: number | null, } } | { "event": "restarted", "data": { fileName: string, reason: string, } } | { "event": "verified", "data": { fileName: string, } };

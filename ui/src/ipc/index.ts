@@ -6,7 +6,9 @@ import type {
   AppInfoDto,
   AttachmentArgDto,
   ChatSettingsDto,
+  CatalogEntryDto,
   ConversationDto,
+  DownloadEventDto,
   ErrorKind,
   ExportFormatDto,
   IpcError,
@@ -209,4 +211,31 @@ export async function onFilesDropped(onDrop: (paths: string[]) => void): Promise
   return getCurrentWebview().onDragDropEvent((event) => {
     if (event.payload.type === 'drop') onDrop(event.payload.paths);
   });
+}
+
+// Catalog downloads
+
+/** The catalog's downloadable entries with the fit verdict for this machine. */
+export function listCatalog(): Promise<CatalogEntryDto[]> {
+  return call('list_catalog');
+}
+
+/**
+ * Downloads a catalog entry into the library (resuming a partial file from an earlier try);
+ * `onEvent` receives `started`, `progress`, `restarted` and `verified` events in order. Resolves
+ * with the new library model; a cancelled download rejects with kind `CANCELLED`.
+ */
+export function downloadModel(
+  id: string,
+  withVision: boolean,
+  onEvent: (event: DownloadEventDto) => void,
+): Promise<ModelSummaryDto> {
+  const channel = new Channel<DownloadEventDto>();
+  channel.onmessage = onEvent;
+  return call('download_model', { id, withVision, onEvent: channel });
+}
+
+/** Cancels a running download; the partial file is kept. Resolves to false when none ran. */
+export function cancelDownload(id: string): Promise<boolean> {
+  return call('cancel_download', { id });
 }

@@ -2,7 +2,7 @@
 // code of their own.
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
 import type { Channel } from '@tauri-apps/api/core';
-import type { MessageDto, MessageViewDto, TurnEventDto } from './bindings';
+import type { DownloadEventDto, MessageDto, MessageViewDto, TurnEventDto } from './bindings';
 
 export type CommandHandler = (command: string, args: Record<string, unknown>) => unknown;
 
@@ -29,4 +29,10 @@ export function asView(messages: MessageDto[]): MessageViewDto[] {
     attachments: [],
     citations: [],
   }));
+}
+
+/** Delivers a download `event` to the Channel `download_model` received as `onEvent`. */
+export function emitDownloadEvent(args: Record<string, unknown>, event: DownloadEventDto): void {
+  const channel = args.onEvent as Channel<DownloadEventDto>;
+  channel.onmessage(event);
 }

@@ -10,6 +10,7 @@ import {
   type LoadedModelDto,
   type ModelSummaryDto,
 } from '../../ipc';
+import { ModelCatalog } from './catalog.svelte';
 
 export class ModelLibrary {
   models = $state<ModelSummaryDto[]>([]);
@@ -17,6 +18,10 @@ export class ModelLibrary {
   /** What is happening now ("Loading …"), for a progress line. */
   busy = $state<string | null>(null);
   notice = $state<string | null>(null);
+  /** The downloadable catalog; a finished download shows up in `models`. */
+  readonly catalog = new ModelCatalog(async () => {
+    this.models = await listModels();
+  });
 
   get active(): ModelSummaryDto | undefined {
     return this.models.find((model) => model.active);
@@ -41,7 +46,7 @@ export class ModelLibrary {
   }
 
   async use(id: string): Promise<boolean> {
-    return this.run('Loading the model…', () => this.load(id));
+    return this.run(this.loadingLabel(id), () => this.load(id));
   }
 
   async remove(id: string): Promise<boolean> {
@@ -53,9 +58,14 @@ export class ModelLibrary {
   }
 
   private async load(id: string): Promise<void> {
-    this.busy = 'Loading the model…';
+    this.busy = this.loadingLabel(id);
     this.loaded = await selectModel(id);
     this.models = await listModels();
+  }
+
+  private loadingLabel(id: string): string {
+    const name = this.models.find((model) => model.id === id)?.name;
+    return name ? `Loading ${name}…` : 'Loading the model…';
   }
 
   private async run(busy: string | null, work: () => Promise<void>): Promise<boolean> {
