@@ -119,7 +119,7 @@ test('a message streams a reply, and the conversation survives a restart', async
   }
 });
 
-test('first run: import a Llama 4 GGUF, load it, and get a reply from llama.cpp', async () => {
+test('first run: import a Llama 4 GGUF, load it, get a reply from llama.cpp, and a vision-routed reply about an attached picture', async () => {
   const modelDir = mkdtempSync(join(tmpdir(), 'cria-e2e-model-'));
   // The fixture writer is built with the workspace (scripts/test.sh says where); cargo run is
   // the fallback when the test runs on its own.
@@ -201,6 +201,31 @@ test('first run: import a Llama 4 GGUF, load it, and get a reply from llama.cpp'
       assert.ok(tokens >= 1, stats);
       if (tokens >= 2) assert.match(stats, /[\d.]+ tok\/s/, stats);
       saveScreenshot('real-engine-reply.png');
+
+      // A picture goes to the vision path: the model's mmproj encodes it through llama.cpp.
+      const picture = join(modelDir, 'shot.png');
+      execFileSync('convert', ['-size', '96x64', 'gradient:red-blue', picture]);
+      await driver.click(await driver.waitFor('the attach button', () => driver.find('[data-testid="attach-button"]')));
+      await driver.type(await driver.waitFor('the path field', () => driver.find('[data-testid="attach-path"]')), picture);
+      await driver.click(await driver.find('[data-testid="attach-add"]'));
+      await driver.waitFor('the picture chip', () => driver.textOf('[data-testid="attachment-chip"] .name'));
+      await driver.type(await driver.find('[data-testid="composer-input"]'), 'What is in this picture?');
+      await driver.click(await driver.find('[data-testid="send"]'));
+      const lastReply = () =>
+        driver.execute(
+          `const replies = [...document.querySelectorAll('[data-testid="message-assistant"]')];
+           const reply = replies.length >= 2 ? replies.at(-1) : null;
+           if (!reply || reply.getAttribute('data-status') === 'streaming') return null;
+           const status = reply.getAttribute('data-status');
+           const stats = reply.querySelector('[data-testid="reply-stats"]');
+           // The stats line appears when the window reloads the finished reply from the store.
+           if (status === 'complete' && !(stats && stats.textContent)) return null;
+           return { status, stats: stats ? stats.textContent : '' };`,
+        );
+      const vision = await driver.waitFor('a finished reply about the picture', lastReply, 120_000);
+      assert.equal(vision.status, 'complete', JSON.stringify(vision));
+      assert.match(vision.stats, /vision/, vision.stats);
+      saveScreenshot('vision-reply.png');
     } finally {
       await driver.quit();
     }

@@ -1092,8 +1092,16 @@ fn clean_title(text: &str) -> Option<String> {
         .trim_matches(|c: char| matches!(c, '"' | '\'' | '*' | '“' | '”'))
         .trim_end_matches('.')
         .trim();
+    // A garbled suggestion (invalid UTF-8 from the model, mostly symbols) never replaces the
+    // readable first-line title.
+    let visible = line.chars().filter(|c| !c.is_whitespace()).count();
     let readable = line.chars().filter(|c| c.is_alphanumeric()).count();
-    if readable < 2 || line.chars().any(char::is_control) {
+    if readable < 2
+        || readable * 10 < visible * 7
+        || line
+            .chars()
+            .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)
+    {
         return None;
     }
     Some(cut_at_word(line))
@@ -1289,5 +1297,11 @@ mod tests {
             Some("Rust lifetimes")
         );
         assert_eq!(clean_title(" ?! "), None);
+        assert_eq!(clean_title("re\u{FFFD}on}?re\u{FFFD}on}?"), None);
+        assert_eq!(clean_title("a}?b{#c%^&*"), None);
+        assert_eq!(
+            clean_title("C++ templates, explained").as_deref(),
+            Some("C++ templates, explained")
+        );
     }
 }
