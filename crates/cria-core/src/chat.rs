@@ -690,7 +690,6 @@ struct Gathered {
     newest_needs_vision: bool,
     /// Where the previous reply's context began (index into `history`).
     min_start: usize,
-    reply: MessageId,
     first_exchange: bool,
 }
 
@@ -786,7 +785,6 @@ fn gather(store: &Store, started: TurnStarted, mode: ReplyMode) -> Result<Gather
         partial_reply,
         newest_needs_vision,
         min_start,
-        reply: started.reply_message_id,
     })
 }
 
@@ -796,7 +794,11 @@ pub(crate) fn prompt_for(store: &Store, message: &Message) -> Result<PromptMessa
     if message.role != Role::User {
         return Ok(PromptMessage::text(role, message.content.clone()));
     }
-    let view = store.prompt_view(message.id)?;
+    prompt_from_view(store, message, store.prompt_view(message.id)?)
+}
+
+/// A user message as its stored prompt view shows it to the model.
+fn prompt_from_view(store: &Store, message: &Message, view: PromptView) -> Result<PromptMessage> {
     let mut images = Vec::with_capacity(view.images.len());
     for sha in &view.images {
         let (width, height) = png_dimensions(&store.blob_path(sha)?)?;
@@ -807,7 +809,7 @@ pub(crate) fn prompt_for(store: &Store, message: &Message) -> Result<PromptMessa
         });
     }
     Ok(PromptMessage {
-        role,
+        role: ChatRole::User,
         text: view.text.unwrap_or_else(|| message.content.clone()),
         images,
     })
@@ -848,7 +850,7 @@ fn assemble(
 
     // The newest user message: rendered once (then stored, so later turns repeat it exactly).
     let newest_prompt = match &gathered.newest_view {
-        Some(_) => prompt_for(store, &gathered.newest)?,
+        Some(view) => prompt_from_view(store, &gathered.newest, view.clone())?,
         None => {
             let fixed = system.as_ref().map_or(0, PromptMessage::cost)
                 + context::estimate_text_tokens(&gathered.newest.content)
@@ -938,7 +940,6 @@ fn assemble(
         .get(fitted.history_start)
         .map(|entry| entry.message.id)
         .or(Some(gathered.newest.id));
-    let _ = gathered.reply;
     Ok(PreparedPrompt {
         messages,
         budget,
@@ -966,13 +967,7 @@ fn render_newest(
             images.extend(prepared.iter().map(PromptImage::from));
             continue;
         }
-        documents.push(DocumentInput {
-            attachment_id: attachment.id.0,
-            sha256: attachment.sha256.clone(),
-            name: attachment.original_name.clone(),
-            pages: store.document_pages(&attachment.sha256)?,
-            scans: prepared,
-        });
+        documents.push(document_input(store, attachment, prepared)?);
     }
     let image_cost: u32 = images
         .iter()
@@ -1006,29 +1001,9 @@ fn render_newest(
                 .earlier_documents
                 .iter()
                 .filter(|attachment| fresh.iter().any(|chunk| chunk.sha256 == attachment.sha256))
-                .map(|attachment| {
-                    Ok(DocumentInput {
-                        attachment_id: attachment.id.0,
-                        sha256: attachment.sha256.clone(),
-                        name: attachment.original_name.clone(),
-                        pages: store.document_pages(&attachment.sha256)?,
-                        scans: Vec::new(),
-                    })
-                })
+                .map(|attachment| document_input(store, attachment, Vec::new()))
                 .collect::<Result<_>>()?;
-            let mut given = Some(fresh);
-            let mut retrieve_fresh = |_: &str, _: &[String]| given.take().unwrap_or_default();
-            // Passages only (never inline again): a room too small for the whole documents.
-            let whole: u32 = earlier
-                .iter()
-                .flat_map(|doc| doc.pages.iter())
-                .map(|page| context::estimate_text_tokens(&page.text))
-                .sum();
-            let passage_room = room.min(whole.saturating_sub(1));
-            material =
-                context::render_documents(question, &earlier, passage_room, &mut retrieve_fresh);
-            // The notice about "too long to send whole" is noise for a follow-up question.
-            material.notices.clear();
+            material = context::render_passages(&earlier, &fresh, room);
         }
     }
     images.extend(material.images);
@@ -1041,6 +1016,21 @@ fn render_newest(
         },
         material.notices,
     ))
+}
+
+/// A stored document as material for the prompt (`scans`: its page images to send).
+fn document_input(
+    store: &Store,
+    attachment: &Attachment,
+    scans: Vec<cria_store::PreparedImageRef>,
+) -> Result<DocumentInput> {
+    Ok(DocumentInput {
+        attachment_id: attachment.id.0,
+        sha256: attachment.sha256.clone(),
+        name: attachment.original_name.clone(),
+        pages: store.document_pages(&attachment.sha256)?,
+        scans,
+    })
 }
 
 fn retrieve_chunks(store: &Store, query: &str, shas: &[String]) -> Vec<cria_store::DocumentChunk> {

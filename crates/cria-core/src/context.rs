@@ -375,6 +375,56 @@ fn excerpt_blocks(
         // document stands in, which is what a reader would skim first.
         ranked = documents.iter().flat_map(leading_chunks).collect();
     }
+    let (text, pages) = passage_blocks(documents, &ranked, room);
+    let names = summarize_list(
+        &documents
+            .iter()
+            .map(|document| document.name.clone())
+            .collect::<Vec<_>>(),
+    );
+    notices.push(if matched_any {
+        format!(
+            "{names} is too long to send whole: the model saw the passages that best match your \
+             question (pages {}).",
+            page_ranges(&pages)
+        )
+    } else {
+        format!(
+            "{names} is too long to send whole, and no passage matched your question's words: \
+             the model saw the beginning (pages {}). Ask about a specific topic to search the rest.",
+            page_ranges(&pages)
+        )
+    });
+    text
+}
+
+/// Passages already chosen by retrieval (`ranked`, best first) from `documents`, as document
+/// blocks with page markers and the citation instruction; nothing inline, no notice. For a
+/// follow-up question about documents attached earlier in the conversation.
+pub fn render_passages(
+    documents: &[DocumentInput],
+    ranked: &[DocumentChunk],
+    room: u32,
+) -> Material {
+    let room = room.saturating_sub(estimate_text_tokens(CITE_INSTRUCTION));
+    let (mut text, _) = passage_blocks(documents, ranked, room);
+    if !text.is_empty() {
+        text.push_str(CITE_INSTRUCTION);
+        text.push_str("\n\n");
+    }
+    Material {
+        text,
+        ..Material::default()
+    }
+}
+
+/// The `ranked` chunks that fit `room`, best first and grouped by document, as blocks; with
+/// the pages they come from, sorted.
+fn passage_blocks(
+    documents: &[DocumentInput],
+    ranked: &[DocumentChunk],
+    room: u32,
+) -> (String, Vec<u32>) {
     // Take chunks best first while they fit; tags and page markers count too.
     let tag_cost: u32 = documents
         .iter()
@@ -382,7 +432,7 @@ fn excerpt_blocks(
         .sum();
     let mut room = room.saturating_sub(tag_cost);
     let mut chosen: Vec<&DocumentChunk> = Vec::new();
-    for chunk in &ranked {
+    for chunk in ranked {
         let cost = estimate_text_tokens(&chunk.text) + 8;
         if cost <= room {
             room -= cost;
@@ -416,32 +466,10 @@ fn excerpt_blocks(
         }
         text.push_str("</document>\n\n");
     }
-    let pages: Vec<u32> = {
-        let mut pages: Vec<u32> = chosen.iter().map(|chunk| chunk.page_number).collect();
-        pages.sort_unstable();
-        pages.dedup();
-        pages
-    };
-    let names = summarize_list(
-        &documents
-            .iter()
-            .map(|document| document.name.clone())
-            .collect::<Vec<_>>(),
-    );
-    notices.push(if matched_any {
-        format!(
-            "{names} is too long to send whole: the model saw the passages that best match your \
-             question (pages {}).",
-            page_ranges(&pages)
-        )
-    } else {
-        format!(
-            "{names} is too long to send whole, and no passage matched your question's words: \
-             the model saw the beginning (pages {}). Ask about a specific topic to search the rest.",
-            page_ranges(&pages)
-        )
-    });
-    text
+    let mut pages: Vec<u32> = chosen.iter().map(|chunk| chunk.page_number).collect();
+    pages.sort_unstable();
+    pages.dedup();
+    (text, pages)
 }
 
 /// A document's chunks in order, rebuilt from its pages (paragraph-sized pieces).
