@@ -15,6 +15,7 @@ mod protocol;
 mod scripted;
 mod supervisor;
 mod text;
+mod token_cache;
 mod worker;
 
 use std::future::Future;

@@ -20,6 +20,10 @@
 //! every cell, so tail removal always works. Up to the window (8192 tokens) that costs no
 //! memory; beyond it the windowed layers cost as much as full ones, which the default context
 //! size accounts for (`kv_cache_geometry`).
+//!
+//! Tokenizing reuses work the same way: the token ids of recent prompts are kept with
+//! checkpoints at the end of their whole messages, so a follow-up tokenizes only its new text
+//! (`token_cache`, whose contract guarantees the same tokens as tokenizing the whole prompt).
 
 use std::io::{self, Write};
 use std::num::NonZeroU32;
@@ -40,6 +44,7 @@ use llama_cpp_2::mtmd::{
 };
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token_type::LlamaTokenAttr;
 use llama_cpp_2::{LogOptions, send_logs_to_tracing};
 
 use crate::context_size::{FreeMemory, KvCacheGeometry, choose_context_size, parse_mem_available};
@@ -47,6 +52,7 @@ use crate::protocol::{
     Frame, PROTOCOL_VERSION, WorkerEvent, WorkerRequest, read_frame, write_frame,
 };
 use crate::text::{StopMatcher, StopScan, Utf8Stream, message_content, render_plain_prompt};
+use crate::token_cache::{PrefixTokenCache, SpecialTexts, TokenizeStats};
 use crate::{
     ChatMessage, ChatRole, DeviceInfo, EngineError, FinishReason, GenerateOutcome, GenerateRequest,
     ImageInput, LoadOptions, ModelInfo, Sampling,
@@ -315,6 +321,9 @@ struct Loaded<'m> {
     template: TemplateChoice,
     info: ModelInfo,
     cached: Vec<CacheUnit>,
+    /// Tokenizations of recent prompts, so a follow-up tokenizes only its new text.
+    token_cache: PrefixTokenCache<LlamaToken>,
+    special_texts: SpecialTexts<LlamaToken>,
 }
 
 impl<'a> WorkerEngine<'a> {
@@ -440,7 +449,9 @@ impl<'a> WorkerEngine<'a> {
                 WorkerRequest::Render { messages } => {
                     let event =
                         match render_prompt(&loaded, &messages, mtmd_default_marker(), false) {
-                            Ok(prompt) => WorkerEvent::Rendered { prompt },
+                            Ok(prompt) => WorkerEvent::Rendered {
+                                prompt: prompt.text,
+                            },
                             Err(error) => WorkerEvent::Error(error),
                         };
                     self.send(event);
@@ -593,6 +604,8 @@ impl<'a> WorkerEngine<'a> {
             template,
             info,
             cached: Vec::new(),
+            token_cache: PrefixTokenCache::default(),
+            special_texts: special_texts(model),
         })
     }
 
@@ -616,7 +629,9 @@ impl<'a> WorkerEngine<'a> {
         }
         let marker = mtmd_default_marker();
         let prompt = render_prompt(loaded, &request.messages, marker, request.continue_reply)?;
-        let units = tokenize_prompt(loaded, &prompt, &request, marker)?;
+        let rendered_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (units, tokenized) = tokenize_prompt(loaded, &prompt, &request, marker)?;
+        let tokenized_ms = started.elapsed().as_secs_f64() * 1000.0;
         if units.is_empty() {
             return Err(EngineError::InvalidRequest("the prompt is empty".into()));
         }
@@ -672,6 +687,16 @@ impl<'a> WorkerEngine<'a> {
             return Ok(outcome);
         }
         let prefill_seconds = prefill_started.elapsed().as_secs_f64();
+        tracing::debug!(
+            rendered_ms,
+            tokenized_ms,
+            prefilled_ms = started.elapsed().as_secs_f64() * 1000.0,
+            prompt_bytes = prompt.text.len(),
+            tokenized_bytes = tokenized.tokenized_bytes,
+            prompt_positions,
+            reused,
+            "prompt timings"
+        );
         if outcome.prefilled_tokens > 0 && prefill_seconds > 0.0 {
             outcome.prefill_tokens_per_second =
                 f64::from(outcome.prefilled_tokens) / prefill_seconds;
@@ -911,7 +936,7 @@ fn render_prompt(
     messages: &[ChatMessage],
     marker: &str,
     continue_reply: bool,
-) -> Result<String, EngineError> {
+) -> Result<RenderedPrompt, EngineError> {
     // A user typing the marker must not be able to smuggle in an image slot.
     let sanitized: Vec<ChatMessage> = messages
         .iter()
@@ -931,7 +956,12 @@ fn render_prompt(
     };
     let template = match &loaded.template {
         TemplateChoice::Model(template) | TemplateChoice::BuiltIn(_, template) => template,
-        TemplateChoice::Plain => return Ok(render_plain_prompt(turns, marker) + &open_reply),
+        TemplateChoice::Plain => {
+            return Ok(RenderedPrompt {
+                text: render_plain_prompt(turns, marker) + &open_reply,
+                messages_end: None,
+            });
+        }
     };
     let chat = turns
         .iter()
@@ -943,22 +973,40 @@ fn render_prompt(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| EngineError::InvalidRequest(format!("message text: {error}")))?;
-    loaded
-        .model
-        .apply_chat_template(template, &chat, true)
-        .map(|rendered| rendered + &open_reply)
-        .map_err(|error| EngineError::Decode(format!("applying the chat template: {error}")))
+    let apply = |add_assistant_header: bool| {
+        loaded
+            .model
+            .apply_chat_template(template, &chat, add_assistant_header)
+            .map_err(|error| EngineError::Decode(format!("applying the chat template: {error}")))
+    };
+    let text = apply(true)? + &open_reply;
+    // Where the whole messages end and the reply's header begins: the next request's prompt
+    // shares the text up to here (a cut point for the token cache). Templates that render
+    // differently without the header simply give no cut point.
+    let messages_end = apply(false)
+        .ok()
+        .filter(|messages| text.starts_with(messages.as_str()))
+        .map(|messages| messages.len());
+    Ok(RenderedPrompt { text, messages_end })
+}
+
+/// A prompt rendered by the chat template.
+struct RenderedPrompt {
+    text: String,
+    /// Byte offset where the last whole message ends (before the reply's header), if known.
+    messages_end: Option<usize>,
 }
 
 /// Splits the rendered prompt at media markers: text segments become tokens, each image
 /// becomes one unit with its encoded chunks (tokenized by mtmd, so the projector's own image
 /// framing tokens are included).
 fn tokenize_prompt(
-    loaded: &Loaded<'_>,
-    prompt: &str,
+    loaded: &mut Loaded<'_>,
+    rendered: &RenderedPrompt,
     request: &GenerateRequest,
     marker: &str,
-) -> Result<Vec<PromptUnit>, EngineError> {
+) -> Result<(Vec<PromptUnit>, TokenizeStats), EngineError> {
+    let prompt = rendered.text.as_str();
     let model = loaded.model;
     let vocab = model.vocab();
     let bos_text = if vocab.should_add_bos() {
@@ -970,23 +1018,58 @@ fn tokenize_prompt(
     let add_bos = vocab.should_add_bos() && (bos_text.is_empty() || !prompt.starts_with(&bos_text));
     let mut units = Vec::new();
     let mut images = request.images().enumerate();
+    let mut segment_start = 0;
+    let mut stats = TokenizeStats::default();
     for (segment_index, segment) in prompt.split(marker).enumerate() {
         if segment_index > 0 {
             let (index, image) = images.next().ok_or_else(|| {
                 EngineError::Decode("the template produced more image slots than images".into())
             })?;
             units.push(encode_image_unit(loaded, index, image, marker)?);
+            segment_start += marker.len();
         }
         let add_special = segment_index == 0 && add_bos;
-        let tokens = vocab.tokenize(segment.as_bytes(), add_special, true);
+        let cuts: Vec<usize> = rendered
+            .messages_end
+            .and_then(|end| end.checked_sub(segment_start))
+            .filter(|&end| end < segment.len())
+            .into_iter()
+            .collect();
+        let (tokens, segment_stats) = loaded.token_cache.tokenize(
+            segment,
+            add_special,
+            &cuts,
+            &loaded.special_texts,
+            |piece, add_special| vocab.tokenize(piece.as_bytes(), add_special, true),
+        );
+        stats.reused_bytes += segment_stats.reused_bytes;
+        stats.tokenized_bytes += segment_stats.tokenized_bytes;
         units.extend(tokens.into_iter().map(PromptUnit::Token));
+        segment_start += segment.len();
     }
+
     if images.next().is_some() {
         return Err(EngineError::Decode(
             "the chat template dropped an image; this model's template cannot show images".into(),
         ));
     }
-    Ok(units)
+    Ok((units, stats))
+}
+
+/// The texts llama.cpp cuts a prompt at before tokenizing it: its control, user-defined and
+/// unknown-attribute tokens (see [`SpecialTexts`]).
+fn special_texts(model: &LlamaModel) -> SpecialTexts<LlamaToken> {
+    let vocab = model.vocab();
+    let cut_at = LlamaTokenAttr::Control | LlamaTokenAttr::UserDefined | LlamaTokenAttr::Unknown;
+    SpecialTexts::new((0..vocab.n_tokens()).filter_map(|id| {
+        let token = LlamaToken::new(id);
+        let attrs = vocab.attr(token);
+        if !attrs.intersects(cut_at) {
+            return None;
+        }
+        let text = vocab.text(token)?.to_str().ok()?.to_owned();
+        Some((text, attrs.contains(LlamaTokenAttr::LStrip), token))
+    }))
 }
 
 fn encode_image_unit(
@@ -1199,4 +1282,125 @@ fn run_bench(
         generation_tokens_per_second: tg_best,
         threads: loaded.info.threads,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded<'m>(backend: &LlamaBackend, model: &'m LlamaModel) -> Loaded<'m> {
+        let architecture = model
+            .meta_val_str("general.architecture")
+            .expect("architecture");
+        let params = LlamaContextParams::default().with_n_ctx(NonZeroU32::new(512));
+        Loaded {
+            model,
+            context: model.new_context(backend, params).expect("context"),
+            mtmd: None,
+            template: choose_template(model, &architecture),
+            info: ModelInfo {
+                architecture,
+                n_ctx: 512,
+                n_ctx_reason: String::new(),
+                n_ctx_train: model.n_ctx_train(),
+                threads: 1,
+                gpu_layers: 0,
+                cpu_fallback_reason: None,
+                chat_template: String::new(),
+                vision: false,
+            },
+            cached: Vec::new(),
+            token_cache: PrefixTokenCache::default(),
+            special_texts: special_texts(model),
+        }
+    }
+
+    /// Tokenizes the conversation through the worker's cache and checks the tokens against
+    /// tokenizing the whole rendered prompt at once. Returns what the cache did and where the
+    /// prompt's whole messages end.
+    fn tokenize_and_compare(
+        loaded: &mut Loaded<'_>,
+        messages: &[ChatMessage],
+    ) -> (TokenizeStats, Option<usize>) {
+        let marker = mtmd_default_marker();
+        let request = GenerateRequest::new(messages.to_vec(), 1);
+        let rendered = render_prompt(loaded, messages, marker, false).expect("render");
+        let (units, stats) =
+            tokenize_prompt(loaded, &rendered, &request, marker).expect("tokenize");
+        let vocab = loaded.model.vocab();
+        let bos =
+            String::from_utf8(vocab.token_to_piece(vocab.bos(), true, None)).unwrap_or_default();
+        let add_bos = vocab.should_add_bos() && !rendered.text.starts_with(&bos);
+        let whole = vocab.tokenize(rendered.text.as_bytes(), add_bos, true);
+        let cached: Vec<LlamaToken> = units
+            .iter()
+            .map(|unit| match unit {
+                PromptUnit::Token(token) => *token,
+                PromptUnit::Image { .. } => unreachable!("no images here"),
+            })
+            .collect();
+        assert_eq!(cached, whole, "{:?}", rendered.text);
+        (stats, rendered.messages_end)
+    }
+
+    /// With real vocabularies (Llama 4's byte-level BPE and its pre-tokenizer; Gemma 3's
+    /// SentencePiece with thousands of user-defined tokens), a conversation that grows, is
+    /// regenerated and edited is tokenized from the cache exactly as the whole prompt is, and
+    /// later turns hand the tokenizer only their new text.
+    #[test]
+    fn cached_tokenization_equals_whole_tokenization_with_real_vocabularies() {
+        let backend = LlamaBackend::init().expect("the only llama.cpp backend in this binary");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fixture = dir.path().join("llama4.gguf");
+        cria_gguf::fixture::write_llama4_text_model(&fixture, 11).expect("fixture");
+        let gemma = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/gemma-3-270m-q4_k_m.gguf");
+        let mut models = vec![fixture];
+        if gemma.is_file() {
+            models.push(gemma);
+        }
+        // Text that looks like template syntax, whitespace at the edges, other scripts.
+        let said = [
+            "Hello there  ",
+            "  <|eot|> is not the end, nor <end_of_turn> or <|header_start|>",
+            "\n\nA table:\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+            "안녕하세요, 世界! 🙂\t tabs\tand\r\nCRLF",
+            "<start_of_turn>model\nfake turn<|begin_of_text|>",
+            "short",
+        ];
+        for path in models {
+            let model = LlamaModel::load_from_file(&backend, &path, &LlamaModelParams::default())
+                .expect("model loads");
+            let mut loaded = loaded(&backend, &model);
+            let mut messages = Vec::new();
+            let mut previous_end = None;
+            for (turn, text) in said.iter().enumerate() {
+                let role = if turn % 2 == 0 {
+                    ChatRole::User
+                } else {
+                    ChatRole::Assistant
+                };
+                messages.push(ChatMessage::text(role, *text));
+                if role == ChatRole::Assistant {
+                    continue;
+                }
+                let (asked, messages_end) = tokenize_and_compare(&mut loaded, &messages);
+                // A follow-up reuses everything up to the end of the previous prompt's
+                // messages and tokenizes only the reply, the question and the header.
+                if let Some(previous_end) = previous_end {
+                    assert_eq!(asked.reused_bytes, previous_end, "{path:?} turn {turn}");
+                }
+                previous_end = Some(messages_end.expect("the templates render a cut point"));
+                // Asking the same again (regenerate) tokenizes nothing.
+                let (again, _) = tokenize_and_compare(&mut loaded, &messages);
+                assert_eq!(again.tokenized_bytes, 0, "{path:?} turn {turn}");
+            }
+
+            // Editing an earlier question reuses the text before it.
+            messages.truncate(3);
+            messages[2] = ChatMessage::text(ChatRole::User, "an edited question");
+            let (edited, _) = tokenize_and_compare(&mut loaded, &messages);
+            assert!(edited.reused_bytes > 0, "{path:?}: {edited:?}");
+        }
+    }
 }

@@ -20,6 +20,12 @@ fn main() -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("usage: cria-chat-bench MODEL.gguf [TURNS]"))?,
     );
     let turns: usize = args.next().map(|t| t.parse()).transpose()?.unwrap_or(20);
+    // `RUST_LOG=cria_engine=debug` (with `CRIA_LOG=cria_engine=debug` for the worker) shows the
+    // worker's per-request timings: rendering, tokenizing, prefill.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run(model, turns))
 }
