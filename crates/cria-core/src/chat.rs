@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::attach::{self, AttachmentInput, IngestProgress};
-use crate::context::{self, Budget, DocumentInput, PromptImage, PromptMessage};
+use crate::context::{self, Budget, ContextError, DocumentInput, PromptImage, PromptMessage};
 use crate::routing::{self, ModelPin, Route, RoutingInputs};
 use crate::{CoreError, Cria, Result, blocking, citations};
 
@@ -170,6 +170,7 @@ impl Cria {
             started,
             ReplyMode::Fresh,
             model_override,
+            None,
             cancel,
             &mut on_event,
         )
@@ -202,7 +203,7 @@ impl Cria {
             })
         })
         .await?;
-        self.run_turn(started, ReplyMode::Fresh, None, cancel, &mut on_event)
+        self.run_turn(started, ReplyMode::Fresh, None, None, cancel, &mut on_event)
             .await
     }
 
@@ -236,7 +237,7 @@ impl Cria {
             })
         })
         .await?;
-        self.run_turn(started, ReplyMode::Fresh, None, cancel, &mut on_event)
+        self.run_turn(started, ReplyMode::Fresh, None, None, cancel, &mut on_event)
             .await
     }
 
@@ -267,15 +268,24 @@ impl Cria {
                 ));
             }
             store.reopen_reply(reply)?;
-            Ok(TurnStarted {
+            let started = TurnStarted {
                 conversation_id: message.conversation_id,
                 user_message_id: parent,
                 reply_message_id: reply,
-            })
+            };
+            Ok((started, message))
         })
         .await?;
-        self.run_turn(started, ReplyMode::Continue, None, cancel, &mut on_event)
-            .await
+        let (started, before) = started;
+        self.run_turn(
+            started,
+            ReplyMode::Continue,
+            None,
+            Some(before),
+            cancel,
+            &mut on_event,
+        )
+        .await
     }
 
     /// Shows the branch through `message` (for the "‹ 2/3 ›" arrows).
@@ -330,11 +340,13 @@ impl Cria {
     }
 
     /// Generates the reply of `started`, which is already in the store as `streaming`.
+    /// `continued` is the reply as it was before a continue reopened it.
     async fn run_turn(
         &self,
         started: TurnStarted,
         mode: ReplyMode,
         model_override: Option<ModelPin>,
+        continued: Option<Message>,
         cancel: CancelToken,
         on_event: &mut (impl FnMut(TurnEvent) + Send),
     ) -> Result<TurnStarted> {
@@ -342,7 +354,7 @@ impl Cria {
             .insert(started.reply_message_id, cancel.clone());
         on_event(TurnEvent::Started(started));
         let result = self
-            .generate_reply(started, mode, model_override, cancel, on_event)
+            .generate_reply(started, mode, model_override, continued, cancel, on_event)
             .await;
         self.running_turns().remove(&started.reply_message_id);
         result.map(|()| started)
@@ -353,6 +365,7 @@ impl Cria {
         started: TurnStarted,
         mode: ReplyMode,
         model_override: Option<ModelPin>,
+        continued: Option<Message>,
         cancel: CancelToken,
         on_event: &mut (impl FnMut(TurnEvent) + Send),
     ) -> Result<()> {
@@ -360,17 +373,19 @@ impl Cria {
         let prepared = match self.prepare_prompt(started, mode, model_override).await {
             Ok(prepared) => prepared,
             Err(error) => {
-                // The reply exists (streaming, maybe with text when continuing): it ends as
-                // failed with a message that says what to do, and nothing else is touched.
+                // The reply exists (streaming): a new one ends as failed with a message that
+                // says what to do; a reply being continued is put back as it was (its text
+                // was not touched), and the error goes to the caller.
                 let message = error.to_string();
-                let status = MessageStatus::Failed;
-                self.finish(
-                    reply_id,
-                    status,
-                    Some(message.clone()),
-                    GenerationStats::default(),
-                )
-                .await?;
+                let (status, stored_error, stats) = match continued {
+                    Some(before) => (before.status, before.error, before.stats),
+                    None => (
+                        MessageStatus::Failed,
+                        Some(message.clone()),
+                        GenerationStats::default(),
+                    ),
+                };
+                self.finish(reply_id, status, stored_error, stats).await?;
                 on_event(TurnEvent::Finished {
                     status,
                     error: Some(message),
@@ -874,14 +889,34 @@ fn assemble(
             prompt
         }
     };
+    // A reply being continued goes after the newest message: its text so far takes room from
+    // the history, not from what is held back for the rest of the reply.
+    let partial_reply = gathered
+        .partial_reply
+        .as_ref()
+        .map(|partial| PromptMessage::text(ChatRole::Assistant, partial.content.clone()));
+    let history_budget = match &partial_reply {
+        Some(partial) => Budget {
+            context_tokens: budget.context_tokens.saturating_sub(partial.cost()),
+            ..budget
+        },
+        None => budget,
+    };
     let mut fitted = context::fit(
         system.as_ref(),
         &history,
         &newest_prompt,
-        budget,
+        history_budget,
         gathered.min_start,
     )
-    .map_err(|error| CoreError::InvalidInput(error.to_string()))?;
+    .map_err(|error| match (&partial_reply, error) {
+        (Some(_), ContextError::TooLong { .. }) => CoreError::InvalidInput(
+            "this reply already fills the model's context, so it cannot be continued; ask a \
+             follow-up question (or raise the context size in Settings)"
+                .into(),
+        ),
+        (_, error) => CoreError::InvalidInput(error.to_string()),
+    })?;
     if fitted.history_start > 0 {
         let dropped = gathered.history[..fitted.history_start]
             .iter()
@@ -892,11 +927,9 @@ fn assemble(
              were left out of this reply."
         ));
     }
-    if let Some(partial) = &gathered.partial_reply {
-        fitted.messages.push(PromptMessage::text(
-            ChatRole::Assistant,
-            partial.content.clone(),
-        ));
+    if let Some(partial) = partial_reply {
+        fitted.estimated_tokens = fitted.estimated_tokens.saturating_add(partial.cost());
+        fitted.messages.push(partial);
     }
     let sources = citations::sources_in_prompt(fitted.messages.iter().map(|m| m.text.as_str()));
     // Only attachments of this conversation can be cited (a document's text could imitate
@@ -1238,6 +1271,74 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn continuing_a_long_reply_takes_its_room_from_the_history() {
+        // Each reply is ~1,400 estimated tokens. Four exchanges of history fit the test
+        // double's 6,144-token prompt room; with the reply being continued they do not.
+        let reply = "word ".repeat(840);
+        let (_dir, cria) = cria_with(Arc::new(ScriptedEngine::fixed(reply, Duration::ZERO)));
+        let mut conversation = None;
+        let mut last = None;
+        for n in 0..5 {
+            let (started, _, status) = turn(&cria, conversation, &format!("question {n}")).await;
+            assert_eq!(status, MessageStatus::Complete);
+            conversation = Some(started.conversation_id);
+            last = Some(started);
+        }
+        let last = last.unwrap();
+        let mut notices = Vec::new();
+        cria.continue_reply(last.reply_message_id, CancelToken::default(), |event| {
+            if let TurnEvent::Summary(summary) = event {
+                notices = summary.notices;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            notices.iter().any(|notice| notice.contains("left out")),
+            "the oldest turns make room for the partial reply: {notices:?}"
+        );
+
+        // A reply that alone fills the context cannot be continued: a clear error, and the
+        // reply stays as it was.
+        // (Ten long pieces: the test double streams at most the reply reserve's pieces.)
+        let (_dir, cria) = cria_with(Arc::new(ScriptedEngine::fixed(
+            format!("{} ", "w".repeat(3_000)).repeat(10),
+            Duration::ZERO,
+        )));
+        let (started, before, _) = turn(&cria, None, "write a lot").await;
+        let path = cria
+            .conversation_messages(started.conversation_id)
+            .await
+            .unwrap();
+        let reply_before = path[1].clone();
+        let mut finished = None;
+        cria.continue_reply(started.reply_message_id, CancelToken::default(), |event| {
+            if let TurnEvent::Finished { status, error } = event {
+                finished = Some((status, error));
+            }
+        })
+        .await
+        .unwrap();
+        let (status, error) = finished.unwrap();
+        assert!(
+            error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("cannot be continued"),
+            "{error:?}"
+        );
+        assert_eq!(status, reply_before.status);
+        let path = cria
+            .conversation_messages(started.conversation_id)
+            .await
+            .unwrap();
+        assert_eq!(path[1].content, before);
+        assert_eq!(path[1].status, reply_before.status);
+        assert_eq!(path[1].error, reply_before.error);
+        assert_eq!(path[1].stats, reply_before.stats);
     }
 
     #[tokio::test]

@@ -728,6 +728,50 @@ mod tests {
     }
 
     #[test]
+    fn passages_for_a_follow_up_come_from_each_earlier_document_within_the_room() {
+        let report = document(&["Intro.", "Budget: 12 million."]);
+        let mut memo = document(&["The memo."]);
+        memo.attachment_id = 9;
+        memo.sha256 = "e".repeat(64);
+        memo.name = "memo.docx".into();
+        let chunk = |doc: &DocumentInput, page: u32, text: &str| DocumentChunk {
+            id: i64::from(page),
+            sha256: doc.sha256.clone(),
+            ordinal: page,
+            page_number: page,
+            line_start: 1,
+            line_end: 1,
+            text: text.into(),
+        };
+        let ranked = [
+            chunk(&memo, 1, "The memo says the budget doubled."),
+            chunk(&report, 2, "Budget: 12 million."),
+            chunk(&report, 1, &"filler ".repeat(400)),
+        ];
+        let material = render_passages(&[report.clone(), memo.clone()], &ranked, 200);
+        let text = &material.text;
+        // The best passage's document first, each passage with its page, as excerpts.
+        let memo_at = text.find("attachment=\"9\"").expect("memo block");
+        let report_at = text.find("attachment=\"7\"").expect("report block");
+        assert!(memo_at < report_at, "{text}");
+        assert!(text.contains("[p. 2]\nBudget: 12 million."), "{text}");
+        assert!(text.contains("excerpts=\"yes\""));
+        // The passage that does not fit the room is left out; the others stay.
+        assert!(!text.contains("filler"), "{text}");
+        assert!(
+            estimate_text_tokens(text) <= 200,
+            "{}",
+            estimate_text_tokens(text)
+        );
+        assert!(text.ends_with(&format!("{CITE_INSTRUCTION}\n\n")));
+        assert!(material.notices.is_empty());
+
+        // Nothing that fits: no blocks and no instruction to cite.
+        let none = render_passages(&[report], &ranked[2..], 200);
+        assert!(none.text.is_empty(), "{:?}", none.text);
+    }
+
+    #[test]
     fn page_ranges_are_compact() {
         assert_eq!(page_ranges(&[1, 2, 3, 7, 9, 10]), "1–3, 7, 9–10");
         assert_eq!(page_ranges(&[]), "");

@@ -5,7 +5,7 @@
 //! event (`Loaded`, `Unloaded`, `Status`, `Devices`, `Done` or `Error`; a generation streams
 //! `PrefillProgress` and `Token` before it), and exits when stdin closes. A separate thread
 //! reads stdin so that `Cancel` takes effect while the engine thread is busy: prompts are
-//! prefilled in slices of about 100 ms and the cancel flag is checked between slices and
+//! prefilled in slices of about 250 ms (at least 64 tokens) and the cancel flag is checked between slices and
 //! before every generated token. (llama-cpp-2 0.1.160 exposes neither the raw context nor
 //! the abort callback, so slicing is how a long prefill stays cancellable without `unsafe`;
 //! one image encode is the longest step that cannot be interrupted.) Cancelling leaves the
