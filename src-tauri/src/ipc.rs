@@ -301,6 +301,8 @@ pub struct SearchHitDto {
     pub conversation_title: Option<String>,
     pub message_id: Option<i64>,
     pub page_number: Option<u32>,
+    /// For document hits: the file's name as it was attached.
+    pub document_name: Option<String>,
     pub parts: Vec<SnippetPartDto>,
 }
 
@@ -319,14 +321,22 @@ impl From<SearchHit> for SearchHitDto {
                 conversation_title: Some(conversation_title),
                 message_id: Some(message_id.0),
                 page_number: None,
+                document_name: None,
                 parts,
             },
-            SearchSource::Chunk { page_number, .. } => SearchHitDto {
+            SearchSource::Chunk {
+                page_number,
+                attached,
+                ..
+            } => SearchHitDto {
                 kind: SearchHitKindDto::Document,
-                conversation_id: None,
-                conversation_title: None,
-                message_id: None,
+                conversation_id: attached.as_ref().map(|home| home.conversation_id.0),
+                conversation_title: attached
+                    .as_ref()
+                    .map(|home| home.conversation_title.clone()),
+                message_id: attached.as_ref().map(|home| home.message_id.0),
                 page_number: Some(page_number),
+                document_name: attached.map(|home| home.file_name),
                 parts,
             },
         }

@@ -316,11 +316,21 @@ pub async fn search(cria: &Cria, args: SearchArgs, output: Output) -> CliResult<
                 page_number,
                 line_start,
                 line_end,
+                attached,
                 ..
-            } => format!(
-                "document {}, page {page_number}, lines {line_start}-{line_end}",
-                sha256.get(..12).unwrap_or(sha256)
-            ),
+            } => match attached {
+                Some(home) => format!(
+                    "document \"{}\", page {page_number}, lines {line_start}-{line_end}, in \
+                     conversation {} \"{}\"",
+                    crate::term::printable(&home.file_name, false),
+                    home.conversation_id.0,
+                    crate::term::printable(&home.conversation_title, false),
+                ),
+                None => format!(
+                    "document {}, page {page_number}, lines {line_start}-{line_end}",
+                    sha256.get(..12).unwrap_or(sha256)
+                ),
+            },
         };
         writeln!(stdout, "{place}")?;
         writeln!(

@@ -33,9 +33,9 @@ pub use conversations::{
 pub use cria_models::ModelsError;
 pub use cria_models::download::{CancelToken as DownloadCancel, DownloadEvent};
 pub use cria_store::{
-    Attachment, AttachmentId, AttachmentKind, Conversation, ConversationId, GenerationStats,
-    Listing, Message, MessageId, MessageStatus, PathEntry, Role, SearchHit, SearchSource,
-    StoreError,
+    Attachment, AttachmentId, AttachmentKind, Conversation, ConversationId, DocumentHome,
+    GenerationStats, Listing, Message, MessageId, MessageStatus, PathEntry, Role, SearchHit,
+    SearchSource, StoreError,
 };
 pub use models::{
     ACTIVE_MODEL_SETTING, CatalogEntry, FitReport, FitSource, LoadedModel, ModelSummary,

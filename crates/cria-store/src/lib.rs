@@ -54,7 +54,7 @@ pub use messages::{
     GenerationStats, MAX_DEPTH, Message, MessageId, MessageStatus, PathEntry, Role, Siblings,
 };
 pub use search::{
-    RANKED_MATCHES, SearchHit, SearchSource, fts_query, retrieval_query, search_text,
+    DocumentHome, RANKED_MATCHES, SearchHit, SearchSource, fts_query, retrieval_query, search_text,
 };
 pub use stream::{ReplyStream, StreamPolicy};
 pub use transfer::{

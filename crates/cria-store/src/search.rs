@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -274,7 +274,20 @@ pub enum SearchSource {
         page_number: u32,
         line_start: u32,
         line_end: u32,
+        /// Where the document was last attached (to open that conversation), if anywhere.
+        #[serde(default)]
+        attached: Option<DocumentHome>,
     },
+}
+
+/// The newest message a document is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentHome {
+    pub conversation_id: ConversationId,
+    pub conversation_title: String,
+    pub message_id: MessageId,
+    /// The file's name as the user attached it.
+    pub file_name: String,
 }
 
 /// One ranked result: lower `rank` is better (FTS5 BM25).
@@ -376,10 +389,28 @@ pub(crate) fn search_chunks(
             row.get::<_, f64>(6)?,
         ))
     })?;
+    let mut home = conn.prepare_cached(
+        "SELECT m.conversation_id, c.title, m.id, a.original_name \
+         FROM attachments a \
+         JOIN messages m ON m.id = a.message_id \
+         JOIN conversations c ON c.id = m.conversation_id \
+         WHERE a.sha256 = ?1 \
+         ORDER BY a.created_at_ms DESC, a.id DESC LIMIT 1",
+    )?;
     let mut hits = Vec::new();
     for row in rows {
         let (chunk_id, sha256, page_number, line_start, line_end, text, rank) = row?;
         let (snippet, highlights) = snippet(&text, query);
+        let attached = home
+            .query_row([&sha256], |row| {
+                Ok(DocumentHome {
+                    conversation_id: ConversationId(row.get(0)?),
+                    conversation_title: row.get(1)?,
+                    message_id: MessageId(row.get(2)?),
+                    file_name: row.get(3)?,
+                })
+            })
+            .optional()?;
         hits.push(SearchHit {
             source: SearchSource::Chunk {
                 chunk_id,
@@ -387,6 +418,7 @@ pub(crate) fn search_chunks(
                 page_number,
                 line_start,
                 line_end,
+                attached,
             },
             rank,
             snippet,

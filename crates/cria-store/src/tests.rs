@@ -662,10 +662,18 @@ fn document_chunks_are_searchable_with_provenance() {
             line_start,
             line_end,
             sha256,
+            attached,
             ..
         } => {
             assert_eq!((*page_number, *line_start, *line_end), (1, 1, 3));
             assert_eq!(sha256, &report.sha256);
+            // A hit opens the conversation the document was attached in.
+            let home = attached
+                .as_ref()
+                .expect("the document is attached to a message");
+            assert_eq!(home.message_id, user.id);
+            assert_eq!(home.conversation_id, user.conversation_id);
+            assert_eq!(home.file_name, "report.pdf");
         }
         other => panic!("expected a chunk, got {other:?}"),
     }

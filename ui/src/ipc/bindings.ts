@@ -98,7 +98,11 @@ export type SnippetPartDto = { text: string, highlighted: boolean, };
 
 export type SearchHitKindDto = "message" | "document";
 
-export type SearchHitDto = { kind: SearchHitKindDto, conversationId: number | null, conversationTitle: string | null, messageId: number | null, pageNumber: number | null, parts: Array<SnippetPartDto>, };
+export type SearchHitDto = { kind: SearchHitKindDto, conversationId: number | null, conversationTitle: string | null, messageId: number | null, pageNumber: number | null, 
+/**
+ * For document hits: the file's name as it was attached.
+ */
+documentName: string | null, parts: Array<SnippetPartDto>, };
 
 export type ThemeDto = "light" | "dark" | "system";
 

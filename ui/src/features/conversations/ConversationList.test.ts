@@ -18,7 +18,10 @@ const conversations: ConversationDto[] = [
   { id: 2, title: 'Recent chat', updatedAtMs: 2, pinned: false, modelPin: null },
 ];
 
-function setup(handler: (command: string, args: Record<string, unknown>) => unknown) {
+function setup(
+  handler: (command: string, args: Record<string, unknown>) => unknown,
+  onOpen: (id: number) => void = vi.fn(),
+) {
   const calls: [string, Record<string, unknown>][] = [];
   mockCommands((command, args) => {
     calls.push([command, args]);
@@ -31,7 +34,7 @@ function setup(handler: (command: string, args: Record<string, unknown>) => unkn
     conversations,
     activeId: 2,
     manager,
-    onOpen: vi.fn(),
+    onOpen,
     onNew: vi.fn(),
     onSettings: vi.fn(),
   });
@@ -130,26 +133,45 @@ describe('ConversationList', () => {
         conversationTitle: 'Recent chat',
         messageId: 5,
         pageNumber: null,
+        documentName: null,
         parts: [
           { text: '오늘 ', highlighted: false },
           { text: '날씨', highlighted: true },
           { text: '가 좋네요', highlighted: false },
         ],
       },
-      { kind: 'document', conversationId: null, conversationTitle: null, messageId: null, pageNumber: 4, parts: [{ text: '날씨 report', highlighted: false }] },
+      {
+        kind: 'document',
+        conversationId: 3,
+        conversationTitle: 'Weather talk',
+        messageId: 9,
+        pageNumber: 4,
+        documentName: 'forecast.pdf',
+        parts: [{ text: '날씨 report', highlighted: false }],
+      },
+      { kind: 'document', conversationId: null, conversationTitle: null, messageId: null, pageNumber: 2, documentName: null, parts: [] },
     ];
-    const { manager, view } = setup((command, args) => {
-      if (command === 'search') {
-        expect(args.query).toBe('날씨');
-        return hits;
-      }
-      return null;
-    });
+    const opened: number[] = [];
+    const { manager, view } = setup(
+      (command, args) => {
+        if (command === 'search') {
+          expect(args.query).toBe('날씨');
+          return hits;
+        }
+        return null;
+      },
+      (id) => opened.push(id),
+    );
     await manager.runSearch('날씨');
     await vi.waitFor(() => expect(view.container.querySelector('mark')?.textContent).toBe('날씨'));
     const results = view.getByRole('region', { name: 'Search results' });
     expect(results.textContent).toContain('Recent chat');
-    expect(results.textContent).toContain('Document, page 4');
+    // A document hit names the file, the page and the conversation, and opens it.
+    const documentHit = view.getByRole('button', { name: /forecast\.pdf, p\. 4 · Weather talk/ });
+    await fireEvent.click(documentHit);
+    expect(opened).toEqual([3]);
+    // A document no conversation holds any more cannot be opened.
+    expect((view.getByRole('button', { name: /Document, p\. 2/ }) as HTMLButtonElement).disabled).toBe(true);
   });
 
   it('drops answers to searches that were replaced', async () => {
@@ -161,7 +183,7 @@ describe('ConversationList', () => {
     });
     const slow = manager.runSearch('slow');
     await manager.runSearch('fast');
-    answer([{ kind: 'document', conversationId: null, conversationTitle: null, messageId: null, pageNumber: 1, parts: [] }]);
+    answer([{ kind: 'document', conversationId: null, conversationTitle: null, messageId: null, pageNumber: 1, documentName: null, parts: [] }]);
     await slow;
     expect(manager.results).toEqual([]);
     expect(manager.query).toBe('fast');
