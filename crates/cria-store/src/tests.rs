@@ -1358,5 +1358,9 @@ mod turn_context {
             .unwrap();
         assert_eq!(store.get_message(reply.id).unwrap().content, "1 2 3 4");
         assert!(store.reopen_reply(user.id).is_err());
+        // Search sees the continued reply once, with its new text.
+        let hits = |query: &str| store.search_messages(query, 10).unwrap();
+        assert_eq!(hits("3").len(), 1, "{:?}", hits("3"));
+        assert_eq!(hits("4").len(), 1);
     }
 }
