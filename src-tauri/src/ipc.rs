@@ -212,6 +212,10 @@ pub enum TurnEventDto {
         total_pages: u32,
     },
     Started(TurnStartedDto),
+    /// The reply waits for its model to load (after `started`, before the first token).
+    LoadingModel {
+        model: String,
+    },
     Token {
         text: String,
     },
@@ -263,6 +267,7 @@ impl From<TurnEvent> for TurnEventDto {
                 total_pages: progress.total_pages,
             },
             TurnEvent::Started(started) => TurnEventDto::Started(started.into()),
+            TurnEvent::LoadingModel(model) => TurnEventDto::LoadingModel { model },
             TurnEvent::Token(text) => TurnEventDto::Token { text },
             TurnEvent::Summary(summary) => TurnEventDto::Summary {
                 notices: summary.notices,

@@ -123,10 +123,45 @@ async fn an_imported_model_answers_survives_a_crash_and_is_reloaded_after_a_rest
     handle.shutdown().await;
     drop(cria);
 
-    // After a restart of the app, the remembered model is loaded for the first message.
+    // After a restart of the app, the remembered model is loaded for the first message, and
+    // the caller hears that the reply waits for it (between `Started` and the first token).
     let (cria, handle) = open(&setup.data, false);
-    let (_, _, status, error) = turn(&cria, Some(started.conversation_id), "Back again").await;
-    assert_eq!((status, error), (MessageStatus::Complete, None));
+    let mut events = Vec::new();
+    cria.send_message(
+        Some(started.conversation_id),
+        "Back again".into(),
+        CancelToken::default(),
+        |event| {
+            events.push(match event {
+                TurnEvent::Started(_) => "started".to_string(),
+                TurnEvent::LoadingModel(model) => format!("loading {model}"),
+                TurnEvent::Token(_) => "token".into(),
+                TurnEvent::Finished { status, error } => format!("finished {status:?} {error:?}"),
+                _ => "other".into(),
+            })
+        },
+    )
+    .await
+    .unwrap();
+    events.dedup();
+    let loading = format!("loading {}", imported.id);
+    let at = |name: &str| events.iter().position(|event| event.starts_with(name));
+    assert!(
+        at("started") < at(&loading) && at(&loading) < at("token"),
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap(), "finished Complete None");
+    // The next message finds it loaded.
+    let mut loads = 0;
+    cria.send_message(
+        Some(started.conversation_id),
+        "And again".into(),
+        CancelToken::default(),
+        |event| loads += usize::from(matches!(event, TurnEvent::LoadingModel(_))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(loads, 0);
     let loaded = cria
         .loaded_model()
         .await

@@ -120,7 +120,11 @@ pub async fn run(cria: &Cria, args: AskArgs, output: Output) -> CliResult<()> {
                 false,
             ),
             TurnEvent::Started(_) => progress_line.clear(),
+            TurnEvent::LoadingModel(model) => {
+                progress_line.show(&format!("loading {model}…"), true)
+            }
             TurnEvent::Token(piece) if !json => {
+                progress_line.clear();
                 ends_with_newline = piece.ends_with('\n');
                 let _ = stdout.write_all(output.text(&piece).as_bytes());
                 let _ = stdout.flush();

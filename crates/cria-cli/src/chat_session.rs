@@ -95,9 +95,14 @@ async fn turn(cria: &Cria, request: TurnRequest, output: &Output) -> CliResult<C
     let mut stdout = std::io::stdout();
     let mut finished = None;
     let mut notices = Vec::new();
+    let mut progress_line = output.progress();
     let started = {
         let turn = cria.send(request, cancel.clone(), |event| match event {
+            TurnEvent::LoadingModel(model) => {
+                progress_line.show(&format!("loading {model}…"), true)
+            }
             TurnEvent::Token(piece) => {
+                progress_line.clear();
                 let _ = stdout.write_all(output.text(&piece).as_bytes());
                 let _ = stdout.flush();
             }

@@ -77,11 +77,15 @@ pub struct TurnSummary {
 }
 
 /// What a caller sees of a turn, in order: any number of `Preparing` (attachments being
-/// parsed), `Started`, any number of `Token`s, `Summary`, `Finished`, and possibly `Titled`.
+/// parsed), `Started`, `LoadingModel` when the reply's model must be loaded first, any number
+/// of `Token`s, `Summary`, `Finished`, and possibly `Titled`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum TurnEvent {
     Preparing(IngestProgress),
     Started(TurnStarted),
+    /// The model (by its library id) is being loaded for this reply: seconds for a small
+    /// model, minutes for a large one read from a slow disk.
+    LoadingModel(String),
     Token(String),
     Summary(TurnSummary),
     Finished {
@@ -370,7 +374,10 @@ impl Cria {
         on_event: &mut (impl FnMut(TurnEvent) + Send),
     ) -> Result<()> {
         let reply_id = started.reply_message_id;
-        let prepared = match self.prepare_prompt(started, mode, model_override).await {
+        let prepared = match self
+            .prepare_prompt(started, mode, model_override, on_event)
+            .await
+        {
             Ok(prepared) => prepared,
             Err(error) => {
                 // The reply exists (streaming): a new one ends as failed with a message that
@@ -497,6 +504,7 @@ impl Cria {
         started: TurnStarted,
         mode: ReplyMode,
         model_override: Option<ModelPin>,
+        on_event: &mut (impl FnMut(TurnEvent) + Send),
     ) -> Result<PreparedPrompt> {
         let store = Arc::clone(&self.store);
         let mut gathered = blocking(move || gather(&store, started, mode)).await?;
@@ -512,7 +520,11 @@ impl Cria {
             .choose_route(gathered.conversation_pin.clone(), needs_vision)
             .await?;
         let context_tokens = match &route {
-            Some(route) => self.ensure_model(&route.model_id).await?,
+            Some(route) => {
+                let loading = TurnEvent::LoadingModel(route.model_id.clone());
+                self.ensure_model(&route.model_id, || on_event(loading))
+                    .await?
+            }
             None => TEST_DOUBLE_CONTEXT,
         };
         let budget = Budget::for_context(context_tokens);

@@ -195,8 +195,9 @@ impl Cria {
     }
 
     /// Before a reply routed to `id`: makes it the loaded model (loading it when another one, or
-    /// none, is loaded) and remembers it. Returns its context size in tokens.
-    pub(crate) async fn ensure_model(&self, id: &str) -> Result<u32> {
+    /// none, is loaded) and remembers it. Returns its context size in tokens. `on_load` is
+    /// called just before a load starts (it can take minutes for a large model).
+    pub(crate) async fn ensure_model(&self, id: &str, on_load: impl FnOnce()) -> Result<u32> {
         let handle = self
             .engine_handle
             .as_ref()
@@ -207,6 +208,7 @@ impl Cria {
         {
             return Ok(info.n_ctx);
         }
+        on_load();
         let options = self.load_options(id).await?;
         let info = handle.load(options).await?;
         let store = Arc::clone(&self.store);

@@ -34,7 +34,7 @@ stats: GenerationStatsDto | null, };
 
 export type TurnStartedDto = { conversationId: number, userMessageId: number, replyMessageId: number, };
 
-export type TurnEventDto = { "event": "preparing", "data": { fileName: string, donePages: number, totalPages: number, } } | { "event": "started", "data": TurnStartedDto } | { "event": "token", "data": { text: string, } } | { "event": "summary", "data": { notices: Array<string>, citations: Array<CitationDto>, } } | { "event": "finished", "data": { status: MessageStatusDto, error: string | null, } } | { "event": "titled", "data": { title: string, } };
+export type TurnEventDto = { "event": "preparing", "data": { fileName: string, donePages: number, totalPages: number, } } | { "event": "started", "data": TurnStartedDto } | { "event": "loadingModel", "data": { model: string, } } | { "event": "token", "data": { text: string, } } | { "event": "summary", "data": { notices: Array<string>, citations: Array<CitationDto>, } } | { "event": "finished", "data": { status: MessageStatusDto, error: string | null, } } | { "event": "titled", "data": { title: string, } };
 
 export type CitationDto = { 
 /**

@@ -149,7 +149,10 @@ describe('attachments', () => {
         seen.push(session.preparing ? `${session.preparing.fileName} ${session.preparing.donePages}/${session.preparing.totalPages}` : null);
         emitTurnEvent(args, { event: 'started', data: { conversationId: 1, userMessageId: 10, replyMessageId: 11 } });
         seen.push(session.preparing === null ? 'started' : 'still preparing');
+        emitTurnEvent(args, { event: 'loadingModel', data: { model: 'Llama-4-Scout' } });
+        seen.push(`loading ${session.loadingModel}`);
         emitTurnEvent(args, { event: 'token', data: { text: 'It says hello.' } });
+        seen.push(session.loadingModel === null ? 'answering' : 'still loading');
         emitTurnEvent(args, { event: 'finished', data: { status: 'complete', error: null } });
         return { conversationId: 1, userMessageId: 10, replyMessageId: 11 };
       }
@@ -160,10 +163,21 @@ describe('attachments', () => {
     const tray = new AttachmentTray();
     tray.addPath('/tmp/scan.pdf');
     expect(await session.send('what does it say?', tray.items)).toBe(true);
-    expect(seen).toEqual(['scan.pdf 0/12', 'started']);
+    expect(seen).toEqual(['scan.pdf 0/12', 'started', 'loading Llama-4-Scout', 'answering']);
     const rendered = render(ChatView, { messages: session.messages, streamingReplyId: null, extras: session.extras });
     expect(rendered.getByTestId('attachment-pages').textContent).toBe('12 pages · scanned pages: 3');
     expect(rendered.getByTestId('reply-notices').textContent).toContain('best excerpts');
+  });
+});
+
+describe('model loading', () => {
+  it('says which model a reply waits for, and only while it loads', () => {
+    const props = { streaming: true, tray: new AttachmentTray(), onSend: vi.fn(), onStop: vi.fn() };
+    const loading = render(Composer, { ...props, loadingModel: 'Llama-4-Scout-Q4_K_M' });
+    expect(loading.getByRole('status').textContent).toContain('Loading Llama-4-Scout-Q4_K_M…');
+    cleanup();
+    const answering = render(Composer, { ...props, loadingModel: null });
+    expect(answering.queryByTestId('model-loading')).toBeNull();
   });
 });
 

@@ -52,6 +52,8 @@ export class ChatSession {
   busy = $state(false);
   /** Attachments being read for the message being sent. */
   preparing = $state<Preparing | null>(null);
+  /** The model being loaded for the streaming reply (before its first token), if any. */
+  loadingModel = $state<string | null>(null);
   /** A problem to show above the composer (not tied to one message). */
   notice = $state<string | null>(null);
   /**
@@ -303,14 +305,19 @@ export class ChatSession {
       case 'preparing':
         this.preparing = event.data;
         break;
+      case 'loadingModel':
+        this.loadingModel = event.data.model;
+        break;
       case 'started': {
         this.preparing = null;
+        this.loadingModel = null;
         this.unflushed = '';
         this.streamingReplyId = event.data.replyMessageId;
         onStarted(event.data);
         break;
       }
       case 'token': {
+        this.loadingModel = null;
         this.unflushed += event.data.text;
         if (!this.flushScheduled) {
           this.flushScheduled = true;
@@ -328,6 +335,7 @@ export class ChatSession {
         break;
       }
       case 'finished': {
+        this.loadingModel = null;
         this.flushTokens();
         const reply = this.messages.find((m) => m.id === this.streamingReplyId);
         if (reply) {
