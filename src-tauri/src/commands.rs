@@ -16,7 +16,7 @@ use crate::ipc::{
     LoadedModelDto, MessageDto, MessageViewDto, ModelPinDto, ModelSummaryDto, PagePreviewDto,
     SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto, image_data_url,
 };
-use crate::ipc::{CatalogEntryDto, DownloadEventDto};
+use crate::ipc::{CatalogEntryDto, DeviceDto, DownloadEventDto, EngineSettingsDto};
 
 /// Conversations in the page the sidebar shows: pinned first, then most recent.
 #[tauri::command]
@@ -225,6 +225,27 @@ pub async fn remove_model(cria: State<'_, Cria>, id: String) -> IpcResult<()> {
 #[tauri::command]
 pub async fn get_loaded_model(cria: State<'_, Cria>) -> IpcResult<Option<LoadedModelDto>> {
     Ok(cria.loaded_model().await?.map(Into::into))
+}
+
+/// Context size, threads and GPU offload (`None`: automatic).
+#[tauri::command]
+pub async fn get_engine_settings(cria: State<'_, Cria>) -> IpcResult<EngineSettingsDto> {
+    Ok(cria.engine_settings().await?.into())
+}
+
+/// Saves the engine settings and reloads the loaded model with them.
+#[tauri::command]
+pub async fn set_engine_settings(
+    cria: State<'_, Cria>,
+    settings: EngineSettingsDto,
+) -> IpcResult<()> {
+    Ok(cria.set_engine_settings(settings.into()).await?)
+}
+
+/// The compute devices llama.cpp sees, with their memory.
+#[tauri::command]
+pub async fn list_devices(cria: State<'_, Cria>) -> IpcResult<Vec<DeviceDto>> {
+    Ok(cria.devices().await?.into_iter().map(Into::into).collect())
 }
 
 /// Gives a conversation a new title.

@@ -4,9 +4,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cria_core::{
-    AttachmentInput, AttachmentKind, AttachmentSummary, ChatSettings, Conversation, ExportFormat,
-    LoadedModel, Message, MessageStatus, MessageView, ModelPin, ModelSummary, PagePreview, Role,
-    SearchHit, SearchSource, Theme, TurnEvent, TurnStarted,
+    AttachmentInput, AttachmentKind, AttachmentSummary, ChatSettings, Conversation, EngineSettings,
+    ExportFormat, LoadedModel, Message, MessageStatus, MessageView, ModelPin, ModelSummary,
+    PagePreview, Role, SearchHit, SearchSource, Theme, TurnEvent, TurnStarted,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -471,6 +471,8 @@ pub struct LoadedModelDto {
     pub id: String,
     pub architecture: String,
     pub context_size: u32,
+    /// Why the context has this size (the user's choice, or what memory allowed).
+    pub context_reason: String,
     pub threads: u32,
     pub gpu_layers: u32,
     pub cpu_fallback_reason: Option<String>,
@@ -483,6 +485,7 @@ impl From<LoadedModel> for LoadedModelDto {
             id: model.id,
             architecture: model.architecture,
             context_size: model.context_size,
+            context_reason: model.context_reason,
             threads: model.threads,
             gpu_layers: model.gpu_layers,
             cpu_fallback_reason: model.cpu_fallback_reason,
@@ -652,6 +655,61 @@ pub fn image_data_url(bytes: &[u8]) -> String {
     format!("data:{mime};base64,{}", BASE64.encode(bytes))
 }
 
+/// How models are loaded; `null` is automatic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineSettingsDto {
+    pub context_size: Option<u32>,
+    pub threads: Option<u32>,
+    pub gpu_layers: Option<u32>,
+}
+
+impl From<EngineSettings> for EngineSettingsDto {
+    fn from(settings: EngineSettings) -> Self {
+        EngineSettingsDto {
+            context_size: settings.context_size,
+            threads: settings.threads,
+            gpu_layers: settings.gpu_layers,
+        }
+    }
+}
+
+impl From<EngineSettingsDto> for EngineSettings {
+    fn from(settings: EngineSettingsDto) -> Self {
+        EngineSettings {
+            context_size: settings.context_size,
+            threads: settings.threads,
+            gpu_layers: settings.gpu_layers,
+        }
+    }
+}
+
+/// A compute device llama.cpp sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceDto {
+    pub name: String,
+    pub description: String,
+    pub backend: String,
+    /// `cpu`, `gpu`, `igpu`, `accel` or `unknown`.
+    pub kind: String,
+    pub memory_total_bytes: u64,
+    pub memory_free_bytes: u64,
+}
+
+impl From<cria_engine::DeviceInfo> for DeviceDto {
+    fn from(device: cria_engine::DeviceInfo) -> Self {
+        DeviceDto {
+            name: device.name,
+            description: device.description,
+            backend: device.backend,
+            kind: device.kind,
+            memory_total_bytes: device.memory_total_bytes,
+            memory_free_bytes: device.memory_free_bytes,
+        }
+    }
+}
+
 /// How replies are written (settings panel).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -716,6 +774,8 @@ pub fn typescript_bindings() -> String {
         MessageViewDto::decl(&config),
         PagePreviewDto::decl(&config),
         ChatSettingsDto::decl(&config),
+        EngineSettingsDto::decl(&config),
+        DeviceDto::decl(&config),
         ModelSummaryDto::decl(&config),
         LoadedModelDto::decl(&config),
         SnippetPartDto::decl(&config),

@@ -344,6 +344,44 @@ fn branches_show_in_the_view_and_the_arrows_switch_them() {
 }
 
 #[test]
+fn engine_settings_round_trip_and_bad_values_are_refused() {
+    let (_dir, _app, window) = app();
+    let automatic = json!({ "contextSize": null, "threads": null, "gpuLayers": null });
+    assert_eq!(
+        invoke(&window, "get_engine_settings", json!({})),
+        Ok(automatic.clone())
+    );
+    let chosen = json!({ "contextSize": 8192, "threads": 2, "gpuLayers": 0 });
+    invoke(
+        &window,
+        "set_engine_settings",
+        json!({ "settings": chosen }),
+    )
+    .unwrap();
+    assert_eq!(
+        invoke(&window, "get_engine_settings", json!({})),
+        Ok(chosen.clone())
+    );
+    let bad = json!({ "contextSize": 100, "threads": null, "gpuLayers": null });
+    let error = invoke(&window, "set_engine_settings", json!({ "settings": bad })).unwrap_err();
+    assert_eq!(error["kind"], "INVALID_INPUT");
+    assert!(
+        error["message"].as_str().unwrap().contains("context size"),
+        "{error}"
+    );
+    assert_eq!(
+        invoke(&window, "get_engine_settings", json!({})),
+        Ok(chosen)
+    );
+    // Without an engine that lists devices, the list is empty rather than an error.
+    assert!(
+        invoke(&window, "list_devices", json!({}))
+            .unwrap()
+            .is_array()
+    );
+}
+
+#[test]
 fn chat_settings_round_trip_and_bad_values_are_refused() {
     let (_dir, _app, window) = app();
     let defaults = invoke(&window, "get_chat_settings", json!({})).unwrap();

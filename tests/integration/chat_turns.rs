@@ -90,6 +90,22 @@ async fn an_imported_model_answers_survives_a_crash_and_is_reloaded_after_a_rest
     assert_eq!(listed.len(), 1);
     assert!(listed[0].active);
 
+    // Engine settings chosen by the user reload the model with them, and say so.
+    let chosen = cria_core::EngineSettings {
+        context_size: Some(2048),
+        threads: Some(1),
+        gpu_layers: None,
+    };
+    cria.set_engine_settings(chosen).await.unwrap();
+    let reloaded = cria.loaded_model().await.unwrap().expect("still loaded");
+    assert_eq!((reloaded.context_size, reloaded.threads), (2048, 1));
+    assert!(!reloaded.context_reason.is_empty());
+    cria.set_engine_settings(cria_core::EngineSettings::default())
+        .await
+        .unwrap();
+    let automatic = cria.loaded_model().await.unwrap().expect("still loaded");
+    assert_eq!(automatic.context_size, loaded.context_size);
+
     let (started, streamed, status, error) = turn(&cria, None, "Hello, Llama 4").await;
     assert_eq!((status, error), (MessageStatus::Complete, None));
     let messages = cria

@@ -9,6 +9,7 @@ mod chat_settings;
 mod citations;
 pub mod context;
 mod conversations;
+mod engine_settings;
 mod models;
 mod paths;
 pub mod routing;
@@ -37,6 +38,7 @@ pub use cria_store::{
     GenerationStats, Listing, Message, MessageId, MessageStatus, PathEntry, Role, SearchHit,
     SearchSource, StoreError,
 };
+pub use engine_settings::{CONTEXT_SIZE_RANGE, EngineSettings, MAX_GPU_LAYERS, MAX_THREADS};
 pub use models::{
     ACTIVE_MODEL_SETTING, CatalogEntry, FitReport, FitSource, LoadedModel, ModelSummary,
     TEST_CATALOG_BASE_URL_ENV,

@@ -40,6 +40,8 @@ pub struct LoadedModel {
     pub id: String,
     pub architecture: String,
     pub context_size: u32,
+    /// Why the context has this size (the user's choice, or what memory allowed).
+    pub context_reason: String,
     pub threads: u32,
     pub gpu_layers: u32,
     /// Why the model runs on the CPU although a GPU was possible or asked for.
@@ -53,6 +55,7 @@ impl LoadedModel {
             id,
             architecture: info.architecture,
             context_size: info.n_ctx,
+            context_reason: info.n_ctx_reason,
             threads: info.threads,
             gpu_layers: info.gpu_layers,
             cpu_fallback_reason: info.cpu_fallback_reason,
@@ -238,6 +241,7 @@ impl Cria {
             .ok_or_else(|| CoreError::Internal("a library model without files".into()))?;
         let mut options = LoadOptions::new(model_path);
         options.mmproj_path = mmproj;
+        self.engine_settings().await?.apply(&mut options);
         Ok(options)
     }
 

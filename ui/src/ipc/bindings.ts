@@ -86,13 +86,25 @@ maxReplyTokens: number | null,
  */
 fastProfile: string | null, visionProfile: string | null, };
 
+export type EngineSettingsDto = { contextSize: number | null, threads: number | null, gpuLayers: number | null, };
+
+export type DeviceDto = { name: string, description: string, backend: string, 
+/**
+ * `cpu`, `gpu`, `igpu`, `accel` or `unknown`.
+ */
+kind: string, memoryTotalBytes: number, memoryFreeBytes: number, };
+
 export type ModelSummaryDto = { id: string, name: string, architecture: string, sizeBytes: number, quantization: string, contextLength: number | null, vision: boolean, 
 /**
  * "fits on GPU", "hybrid", "CPU only", "does not fit", or "" when unknown.
  */
 verdict: string, verdictReason: string, active: boolean, };
 
-export type LoadedModelDto = { id: string, architecture: string, contextSize: number, threads: number, gpuLayers: number, cpuFallbackReason: string | null, vision: boolean, };
+export type LoadedModelDto = { id: string, architecture: string, contextSize: number, 
+/**
+ * Why the context has this size (the user's choice, or what memory allowed).
+ */
+contextReason: string, threads: number, gpuLayers: number, cpuFallbackReason: string | null, vision: boolean, };
 
 export type SnippetPartDto = { text: string, highlighted: boolean, };
 
