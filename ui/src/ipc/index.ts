@@ -8,7 +8,9 @@ import type {
   ChatSettingsDto,
   CatalogEntryDto,
   ConversationDto,
+  DeviceDto,
   DownloadEventDto,
+  EngineSettingsDto,
   ErrorKind,
   ExportFormatDto,
   IpcError,
@@ -126,6 +128,21 @@ export function getChatSettings(): Promise<ChatSettingsDto> {
 
 export function setChatSettings(settings: ChatSettingsDto): Promise<void> {
   return call('set_chat_settings', { settings });
+}
+
+/** Context size, threads and GPU layers; null is automatic. */
+export function getEngineSettings(): Promise<EngineSettingsDto> {
+  return call('get_engine_settings');
+}
+
+/** Saves the engine settings; a loaded model is reloaded with them (can take a while). */
+export function setEngineSettings(settings: EngineSettingsDto): Promise<void> {
+  return call('set_engine_settings', { settings });
+}
+
+/** The compute devices llama.cpp sees, with their memory. */
+export function listDevices(): Promise<DeviceDto[]> {
+  return call('list_devices');
 }
 
 /** Pins a conversation to a profile or a model; null routes each message automatically. */

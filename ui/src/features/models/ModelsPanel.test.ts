@@ -1,6 +1,6 @@
 import { cleanup, fireEvent, render, within } from '@testing-library/svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { CatalogEntryDto, ModelSummaryDto } from '../../ipc';
+import type { CatalogEntryDto, EngineSettingsDto, LoadedModelDto, ModelSummaryDto } from '../../ipc';
 import { clearMocks, emitDownloadEvent, mockCommands } from '../../ipc/testing';
 import { formatBytes, formatEta } from './catalog.svelte';
 import { ModelLibrary } from './library.svelte';
@@ -15,6 +15,8 @@ afterEach(() => {
   cleanup();
   clearMocks();
 });
+
+const automatic: EngineSettingsDto = { contextSize: null, threads: null, gpuLayers: null };
 
 const scout: CatalogEntryDto = {
   id: 'llama-4-scout-q4-k-m',
@@ -91,6 +93,10 @@ function setup() {
         return true;
       case 'select_model':
         return new Promise((resolve) => (loadModel = resolve));
+      case 'get_engine_settings':
+        return automatic;
+      case 'list_devices':
+        return [];
       default:
         throw new Error(`unexpected command ${command}`);
     }
@@ -222,10 +228,86 @@ describe('the catalog in the models panel', () => {
     mockCommands((command) => {
       if (command === 'list_catalog') throw { kind: 'MODEL', message: 'the bundled catalog is damaged' };
       if (command === 'list_models') return [];
+      if (command === 'get_engine_settings') return automatic;
+      if (command === 'list_devices') return [];
       return null;
     });
     const view = render(ModelsPanel, { library: new ModelLibrary(), onClose: vi.fn() });
     await waitFor(() => expect(view.getByRole('alert').textContent).toBe('the bundled catalog is damaged'));
+  });
+});
+
+describe('engine settings', () => {
+  const loaded: LoadedModelDto = {
+    id: 'scout',
+    architecture: 'llama4',
+    contextSize: 16384,
+    contextReason: 'chosen from free memory: the KV cache needs 3 GiB of 9 GiB free',
+    threads: 8,
+    gpuLayers: 0,
+    cpuFallbackReason: null,
+    vision: true,
+  };
+
+  it('shows the automatic choices and the devices, and applies what the user typed', async () => {
+    const saved: unknown[] = [];
+    let current = loaded;
+    mockCommands((command, args) => {
+      switch (command) {
+        case 'list_catalog':
+        case 'list_models':
+          return [];
+        case 'get_loaded_model':
+          return current;
+        case 'get_engine_settings':
+          return automatic;
+        case 'list_devices':
+          return [
+            { name: 'CPU', description: 'Intel Xeon', backend: 'CPU', kind: 'cpu', memoryTotalBytes: 24 * 1024 ** 3, memoryFreeBytes: 20 * 1024 ** 3 },
+          ];
+        case 'set_engine_settings':
+          saved.push(args.settings);
+          current = { ...loaded, contextSize: 4096, contextReason: 'chosen in Settings', threads: 2 };
+          return null;
+        default:
+          throw new Error(`unexpected command ${command}`);
+      }
+    });
+    const library = new ModelLibrary();
+    await library.refresh();
+    const view = render(ModelsPanel, { library, onClose: vi.fn() });
+    await waitFor(() => expect(view.getByTestId('device-list').textContent).toContain('Intel Xeon · CPU (cpu) · 20.0 GiB free of 24.0 GiB'));
+    expect((view.getByTestId('engine-context') as HTMLInputElement).placeholder).toBe('automatic (16384)');
+    expect(view.getByTestId('context-reason').textContent).toContain('chosen from free memory');
+    const apply = view.getByTestId('engine-apply') as HTMLButtonElement;
+    expect(apply.disabled).toBe(true);
+
+    await fireEvent.input(view.getByTestId('engine-threads'), { target: { value: 'many' } });
+    await fireEvent.click(apply);
+    expect(view.getByRole('alert').textContent).toBe('Threads must be a whole number, or empty for automatic.');
+    expect(saved).toEqual([]);
+
+    await fireEvent.input(view.getByTestId('engine-threads'), { target: { value: '2' } });
+    await fireEvent.input(view.getByTestId('engine-context'), { target: { value: '4096' } });
+    await fireEvent.click(apply);
+    await waitFor(() => expect(saved).toEqual([{ contextSize: 4096, threads: 2, gpuLayers: null }]));
+    await waitFor(() => expect(view.getByTestId('loaded-model').textContent).toContain('4096'));
+    expect(view.queryByRole('alert')).toBeNull();
+  });
+
+  it('says why a setting could not be applied', async () => {
+    mockCommands((command) => {
+      if (command === 'list_catalog' || command === 'list_models') return [];
+      if (command === 'get_loaded_model') return loaded;
+      if (command === 'get_engine_settings') return automatic;
+      if (command === 'list_devices') return [];
+      if (command === 'set_engine_settings') throw { kind: 'ENGINE', message: 'the context does not fit in memory' };
+      return null;
+    });
+    const view = render(ModelsPanel, { library: new ModelLibrary(), onClose: vi.fn() });
+    await fireEvent.input(view.getByTestId('engine-context'), { target: { value: '1048576' } });
+    await fireEvent.click(view.getByTestId('engine-apply'));
+    await waitFor(() => expect(view.getByRole('alert').textContent).toBe('the context does not fit in memory'));
   });
 });
 
