@@ -49,13 +49,14 @@ function hasCommand(name) {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
 }
 
-/** What this test needs that the machine lacks, as apt package names. */
+/** What this test needs that the machine lacks, said so a user knows what to do. */
 function missingTools(python) {
-  const missing = [];
-  if (!hasCommand('xdotool')) missing.push('xdotool');
-  if (!hasCommand('convert') || !hasCommand('import')) missing.push('imagemagick');
-  if (!python) missing.push('python3-gi gir1.2-gtk-3.0');
-  if (!process.env.DISPLAY) missing.push('a display (run under xvfb-run)');
+  const packages = [];
+  if (!hasCommand('xdotool')) packages.push('xdotool');
+  if (!hasCommand('convert') || !hasCommand('import')) packages.push('imagemagick');
+  if (!python) packages.push('python3-gi', 'gir1.2-gtk-3.0');
+  const missing = packages.length > 0 ? [`the packages ${packages.join(' ')} (scripts/setup.sh --test installs them)`] : [];
+  if (!process.env.DISPLAY) missing.push('a display (DISPLAY is unset: run it under xvfb-run)');
   return missing;
 }
 
@@ -134,7 +135,7 @@ test('a picture dropped from another window through XDND is attached and gets a 
   const python = findGtkPython();
   const missing = missingTools(python);
   if (missing.length > 0) {
-    const message = `the real XDND drop needs: ${missing.join(', ')} (scripts/setup.sh --test installs them)`;
+    const message = `the real XDND drop needs ${missing.join(' and ')}`;
     assert.ok(process.env.CI !== 'true', `in CI every tool must be there; ${message}`);
     t.skip(message);
     return;
