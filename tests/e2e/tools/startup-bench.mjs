@@ -13,9 +13,11 @@
 // driver's start-up is not counted. The window counts as mapped when `xdotool search
 // --onlyvisible` first finds it (polled every 10 ms; `--sync` polls only twice a second).
 //
-// Prints one line per launch and a JSON summary on the last line.
+// The app's own start-up log lines (data folder open, window created, page loaded) are read
+// from the data folder's log and shown against the same process start. Prints one line per
+// launch and a JSON summary (medians) on the last line.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,7 +41,8 @@ if (!process.env.DISPLAY) throw new Error('no display: run under xvfb-run');
 async function withDriver(dataDir, body) {
   const driver = spawn('tauri-driver', ['--port', String(port), '--native-port', String(port + 1)], {
     env: { ...process.env, CRIA_DATA_DIR: dataDir, CRIA_TEST_ENGINE: '' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    // The app logs to its data folder too; the phases are read from there.
+    stdio: ['ignore', 'ignore', 'ignore'],
   });
   try {
     const deadline = Date.now() + 30_000;
@@ -72,6 +75,24 @@ async function windowMappedAt(deadlineMs) {
     await sleep(10);
   }
   return null;
+}
+
+/**
+ * The app's own start-up lines (`start-up: …`) logged since `sinceMs`, as milliseconds after
+ * `sinceMs` by their wall-clock stamps: data folder open, window created, page loaded.
+ */
+function startupPhases(dataDir, sinceMs) {
+  const logs = join(dataDir, 'logs');
+  const phases = {};
+  for (const name of existsSync(logs) ? readdirSync(logs) : []) {
+    for (const line of readFileSync(join(logs, name), 'utf8').split('\n')) {
+      const found = /^(\S+Z)\s+INFO cria_app: start-up: ([a-z ]+?)\s+elapsed=/.exec(line);
+      if (!found) continue;
+      const at = Date.parse(found[1]);
+      if (at >= sinceMs - 5) phases[found[2]] = Math.round(at - sinceMs);
+    }
+  }
+  return phases;
 }
 
 /** The data folder with a model and conversations, made through the window once. */
@@ -140,6 +161,7 @@ async function launch(dataDir) {
         memory[name] = memoryKiB(pid);
       }
       return {
+        phases: startupPhases(dataDir, startedAt),
         mappedMs: mappedAt === null ? null : Math.round(mappedAt - startedAt),
         interactiveMs: Math.round(mark.at - startedAt),
         webviewMs: Math.round(mark.webview),
@@ -168,8 +190,11 @@ try {
         const memory = Object.entries(result.memory)
           .map(([name, { rss, pss }]) => `${name} RSS ${(rss / 1024).toFixed(0)} MiB (PSS ${(pss / 1024).toFixed(0)})`)
           .join(', ');
+        const phases = Object.entries(result.phases)
+          .map(([name, ms]) => `${name} ${ms}`)
+          .join(', ');
         console.log(
-          `${kind} #${i + 1}: window mapped ${result.mappedMs} ms, interactive ${result.interactiveMs} ms (webview ${result.webviewMs} ms); ${memory}`,
+          `${kind} #${i + 1}: window mapped ${result.mappedMs} ms, interactive ${result.interactiveMs} ms (webview ${result.webviewMs} ms); logged: ${phases}; ${memory}`,
         );
       } finally {
         if (kind === 'empty') rmSync(dataDir, { recursive: true, force: true });
