@@ -8,9 +8,9 @@
 //
 // Two data folders: an empty one (first run, fresh for each launch), and one that holds the tiny
 // Llama 4 fixture (text + mmproj) as the active model and a few conversations with real replies,
-// prepared once through the window. Each launch goes through tauri-driver (the only way to read
-// the UI's mark); the launch time is the app process's own start time from /proc, so the
-// driver's start-up is not counted. The window counts as mapped when `xdotool search
+// prepared once through the window. Driven launches go through tauri-driver (the only way to read
+// the UI's mark); plain launches start the app directly, as a user does, without automation. The
+// launch time is the app process's own start time from /proc, so no driver's start-up is counted. The window counts as mapped when `xdotool search
 // --onlyvisible` first finds it (polled every 10 ms; `--sync` polls only twice a second).
 //
 // The app's own start-up log lines (data folder open, window created, page loaded) are read
@@ -149,17 +149,7 @@ async function launch(dataDir) {
       if (!mark) throw new Error('the UI never marked itself interactive');
       const mappedAt = await mapped;
       await sleep(Math.max(0, startedAt + IDLE_AFTER_MS - Date.now()));
-      const memory = {};
-      for (const pid of processesWith(`CRIA_DATA_DIR=${dataDir}`)) {
-        const args = commandLine(pid);
-        const name = args.includes('--cria-engine-worker')
-          ? 'engine worker'
-          : args[0]?.endsWith('/cria-app')
-            ? 'cria-app'
-            : (args[0] ?? '').split('/').pop();
-        if (!['cria-app', 'engine worker', 'WebKitWebProcess', 'WebKitNetworkProcess'].includes(name)) continue;
-        memory[name] = memoryKiB(pid);
-      }
+      const memory = memoryOf(`CRIA_DATA_DIR=${dataDir}`);
       return {
         phases: startupPhases(dataDir, startedAt),
         mappedMs: mappedAt === null ? null : Math.round(mappedAt - startedAt),
@@ -173,31 +163,72 @@ async function launch(dataDir) {
   });
 }
 
+/**
+ * A launch as a user's: the app started directly (no WebDriver automation), its window and log
+ * phases timed, its memory read, then stopped. The UI's mark cannot be read without a driver.
+ */
+async function plainLaunch(dataDir) {
+  const marker = `CRIA_DATA_DIR=${dataDir}`;
+  const child = spawn(app, [], { env: { ...process.env, CRIA_DATA_DIR: dataDir, CRIA_TEST_ENGINE: '' }, stdio: 'ignore' });
+  try {
+    const startedAt = startedAtMs(child.pid);
+    const mappedAt = await windowMappedAt(startedAt + 30_000);
+    await sleep(Math.max(0, startedAt + IDLE_AFTER_MS - Date.now()));
+    return {
+      phases: startupPhases(dataDir, startedAt),
+      mappedMs: mappedAt === null ? null : Math.round(mappedAt - startedAt),
+      memory: memoryOf(marker),
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await stopLeftovers(marker);
+  }
+}
+
+/** Resident memory of each of the app's processes, by a readable name. */
+function memoryOf(marker) {
+  const memory = {};
+  for (const pid of processesWith(marker)) {
+    const args = commandLine(pid);
+    const name = args.includes('--cria-engine-worker')
+      ? 'engine worker'
+      : args[0]?.endsWith('/cria-app')
+        ? 'cria-app'
+        : (args[0] ?? '').split('/').pop();
+    if (!['cria-app', 'engine worker', 'WebKitWebProcess', 'WebKitNetworkProcess'].includes(name)) continue;
+    memory[name] = memoryKiB(pid);
+  }
+  return memory;
+}
+
+function describe(result) {
+  const phases = Object.entries(result.phases)
+    .map(([name, ms]) => `${name} ${ms}`)
+    .join(', ');
+  const memory = Object.entries(result.memory)
+    .map(([name, { rss, pss }]) => `${name} RSS ${(rss / 1024).toFixed(0)} MiB (PSS ${(pss / 1024).toFixed(0)})`)
+    .join(', ');
+  const interactive = result.interactiveMs === undefined ? '' : `, interactive ${result.interactiveMs} ms (webview ${result.webviewMs} ms)`;
+  return `window mapped ${result.mappedMs} ms${interactive}; logged: ${phases}; ${memory}`;
+}
+
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 }
 
 const populated = await preparePopulated();
-const results = { empty: [], populated: [] };
+const results = { empty: [], populated: [], 'empty, plain': [], 'populated, plain': [] };
 try {
   for (let i = 0; i < runs; i += 1) {
-    for (const kind of ['empty', 'populated']) {
-      const dataDir = kind === 'empty' ? mkdtempSync(join(tmpdir(), 'cria-bench-empty-')) : populated.dataDir;
+    for (const kind of Object.keys(results)) {
+      const dataDir = kind.startsWith('empty') ? mkdtempSync(join(tmpdir(), 'cria-bench-empty-')) : populated.dataDir;
       try {
-        const result = await launch(dataDir);
+        const result = kind.endsWith('plain') ? await plainLaunch(dataDir) : await launch(dataDir);
         results[kind].push(result);
-        const memory = Object.entries(result.memory)
-          .map(([name, { rss, pss }]) => `${name} RSS ${(rss / 1024).toFixed(0)} MiB (PSS ${(pss / 1024).toFixed(0)})`)
-          .join(', ');
-        const phases = Object.entries(result.phases)
-          .map(([name, ms]) => `${name} ${ms}`)
-          .join(', ');
-        console.log(
-          `${kind} #${i + 1}: window mapped ${result.mappedMs} ms, interactive ${result.interactiveMs} ms (webview ${result.webviewMs} ms); logged: ${phases}; ${memory}`,
-        );
+        console.log(`${kind} #${i + 1}: ${describe(result)}`);
       } finally {
-        if (kind === 'empty') rmSync(dataDir, { recursive: true, force: true });
+        if (kind.startsWith('empty')) rmSync(dataDir, { recursive: true, force: true });
       }
     }
   }
@@ -210,8 +241,8 @@ const summary = Object.fromEntries(
     kind,
     {
       mappedMs: median(list.map((r) => r.mappedMs)),
-      interactiveMs: median(list.map((r) => r.interactiveMs)),
-      webviewMs: median(list.map((r) => r.webviewMs)),
+      interactiveMs: list[0]?.interactiveMs === undefined ? null : median(list.map((r) => r.interactiveMs)),
+      pageLoadedMs: median(list.map((r) => r.phases['page loaded'] ?? NaN)),
       launches: list.length,
     },
   ]),
