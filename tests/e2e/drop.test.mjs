@@ -12,7 +12,7 @@
 // Needs: xdotool, ImageMagick (`convert`, `import`), Python 3 with PyGObject and GTK 3
 // (python3-gi, gir1.2-gtk-3.0), a display. Outside CI the test skips when one is missing; in CI
 // (CI=true) a missing tool fails it. On failure the display is saved as failure.png in the
-X
+// test's temp folder, which is then kept (its path is printed as a test diagnostic).
 //
 // Screenshots: docs/screenshots/drop-hover.png (the window while a file is dragged over it) and
 // drop-reply.png (the sent picture and the vision-routed reply).
