@@ -18,8 +18,12 @@ packages=(
     libwebkit2gtk-4.1-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev
 )
 # Tests: a virtual display, WebKit's WebDriver, poppler for side-by-side checks, ImageMagick's
-# `import` for screenshots of the display, and a Korean font so screenshots show Hangul.
-$for_tests && packages+=(xvfb xauth webkit2gtk-driver poppler-utils imagemagick fonts-nanum)
+# `import` for screenshots of the display, a Korean font so screenshots show Hangul, and for the
+# real drag-and-drop test a GTK 3 drag source in Python (PyGObject) moved by xdotool.
+$for_tests && packages+=(
+    xvfb xauth webkit2gtk-driver poppler-utils imagemagick fonts-nanum
+    python3-gi gir1.2-gtk-3.0 xdotool
+)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -10,7 +10,10 @@ pub mod ipc;
 mod logging;
 mod opener;
 
+use std::time::Instant;
+
 use cria_core::{AppPaths, Cria};
+use tauri::webview::PageLoadEvent;
 use tauri::{Builder, Runtime};
 
 pub use command_names::COMMANDS;
@@ -62,6 +65,9 @@ pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
 
 /// Starts the desktop app. Failures before the window exists are logged and shown on stderr.
 pub fn run() {
+    // Start-up figures go to the log (time since this point, right after `main` starts), so a
+    // slow start on a user's machine can be told apart: our data, the window, or the page.
+    let launched = Instant::now();
     let paths = match AppPaths::from_env() {
         Ok(paths) => paths,
         Err(error) => fail_to_start(&error),
@@ -75,7 +81,18 @@ pub fn run() {
         Ok(cria) => cria,
         Err(error) => fail_to_start(&error),
     };
-    if let Err(error) = configure(tauri::Builder::default(), cria).run(tauri::generate_context!()) {
+    tracing::info!(elapsed = ?launched.elapsed(), "start-up: data folder open");
+    let builder = configure(tauri::Builder::default(), cria)
+        .setup(move |_app| {
+            tracing::info!(elapsed = ?launched.elapsed(), "start-up: window created");
+            Ok(())
+        })
+        .on_page_load(move |_webview, payload| {
+            if payload.event() == PageLoadEvent::Finished {
+                tracing::info!(elapsed = ?launched.elapsed(), "start-up: page loaded");
+            }
+        });
+    if let Err(error) = builder.run(tauri::generate_context!()) {
         fail_to_start(&error);
     }
 }

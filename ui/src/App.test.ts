@@ -236,6 +236,33 @@ describe('App file drop', () => {
   });
 });
 
+describe('App drag hint', () => {
+  type Dragging = { handleFileDrag(event: { type: 'hover'; paths: string[] } | { type: 'leave' } | { type: 'drop'; paths: string[] }): void };
+
+  it('shows where files will go while they hover, and hides the hint when the drag leaves', async () => {
+    const { view } = setup();
+    const app = view.component as unknown as Dragging;
+    expect(view.queryByTestId('drop-hint')).toBeNull();
+    app.handleFileDrag({ type: 'hover', paths: ['/home/me/cat.png'] });
+    const hint = await view.findByTestId('drop-hint');
+    expect(hint.getAttribute('role')).toBe('status');
+    expect(hint.textContent).toContain('Drop to attach cat.png');
+    app.handleFileDrag({ type: 'leave' });
+    await vi.waitFor(() => expect(view.queryByTestId('drop-hint')).toBeNull());
+    expect(view.queryAllByTestId('attachment-chip')).toHaveLength(0);
+  });
+
+  it('hides the hint on the drop and attaches what was dropped', async () => {
+    const { view } = setup();
+    const app = view.component as unknown as Dragging;
+    app.handleFileDrag({ type: 'hover', paths: [] });
+    expect((await view.findByTestId('drop-hint')).textContent).toContain('.gguf');
+    app.handleFileDrag({ type: 'drop', paths: ['/home/me/cat.png'] });
+    await vi.waitFor(() => expect(view.queryByTestId('drop-hint')).toBeNull());
+    expect(view.getAllByTestId('attachment-chip').map((chip) => chip.querySelector('.name')?.textContent)).toEqual(['cat.png']);
+  });
+});
+
 describe('App model pin', () => {
   it('pins the open conversation from the header and shows the pin it has', async () => {
     let pinned: unknown = 'unset';

@@ -220,13 +220,26 @@ export function getLoadedModel(): Promise<LoadedModelDto | null> {
   return call('get_loaded_model');
 }
 
+/** What the native drag-and-drop tells the window about files from outside it. */
+export type FileDragEvent =
+  /** Files were dragged over the window (their paths, when the platform says them early). */
+  | { type: 'hover'; paths: string[] }
+  /** The drag left the window or was cancelled. */
+  | { type: 'leave' }
+  /** Files were dropped anywhere on the window, with their real paths. */
+  | { type: 'drop'; paths: string[] };
+
 /**
- * Calls `onDrop` with the paths of files dropped anywhere on the window (the native drop,
- * which gives real paths). Returns a function that stops listening.
+ * Calls `onEvent` as files from outside are dragged over, away from, or dropped on the window
+ * (the native drop, which gives real paths). Pointer moves over the window are not passed on:
+ * nothing in the UI follows the pointer. Returns a function that stops listening.
  */
-export async function onFilesDropped(onDrop: (paths: string[]) => void): Promise<() => void> {
+export async function onFileDrag(onEvent: (event: FileDragEvent) => void): Promise<() => void> {
   return getCurrentWebview().onDragDropEvent((event) => {
-    if (event.payload.type === 'drop') onDrop(event.payload.paths);
+    const payload = event.payload;
+    if (payload.type === 'enter') onEvent({ type: 'hover', paths: payload.paths });
+    else if (payload.type === 'drop') onEvent({ type: 'drop', paths: payload.paths });
+    else if (payload.type === 'leave') onEvent({ type: 'leave' });
   });
 }
 
