@@ -18,7 +18,7 @@
 //!   (mojibake). Such pages are rendered at `render_dpi` (up to `max_rendered_pages` of them;
 //!   the rest are listed in `warnings`).
 //! - Page texts are read on up to four threads sharing one `pdf_oxide` document (nearly all
-//!   of an ingest is spent there); the text, warnings and errors do not depend on how many.
+//!   of an ingest is spent there); pages, texts and warnings do not depend on how many.
 
 use crate::DocumentKind;
 use crate::images::{hex_sha256, prepare_rgb};
@@ -659,6 +659,85 @@ mod tests {
         ));
         let unfiltered = object("/ASCIIHexDecode", &vec![b'0'; 2 << 20]);
         assert_eq!(check_stream_sizes(&unfiltered, &limits), Ok(()));
+    }
+
+    /// A PDF of `pages` Helvetica pages; page `n` (1-based) reads "Section n ...".
+    fn sectioned_pdf(pages: usize) -> Vec<u8> {
+        let mut bodies = vec![
+            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+            String::new(),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        ];
+        let mut kids = Vec::new();
+        for number in 1..=pages {
+            let content = format!(
+                "BT /F1 12 Tf 72 700 Td (Section {number} explains the quarterly results.) Tj ET"
+            );
+            bodies.push(format!(
+                "<< /Length {} >>\nstream\n{content}\nendstream",
+                content.len() + 1
+            ));
+            bodies.push(format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+                bodies.len()
+            ));
+            kids.push(format!("{} 0 R", bodies.len()));
+        }
+        bodies[1] = format!(
+            "<< /Type /Pages /Kids [{}] /Count {pages} >>",
+            kids.join(" ")
+        );
+        let mut out = b"%PDF-1.7\n".to_vec();
+        let mut offsets = Vec::new();
+        for (index, body) in bodies.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", index + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", bodies.len() + 1).as_bytes(),
+        );
+        for offset in offsets {
+            out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                bodies.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn pages_read_on_several_threads_keep_their_order_and_progress_counts_up() {
+        let pages = 23;
+        let mut progress = Vec::new();
+        let document = crate::ingest_bytes(
+            &sectioned_pdf(pages),
+            None,
+            &crate::IngestOptions::default(),
+            &mut |event| progress.push((event.done_pages, event.total_pages)),
+        )
+        .expect("a valid PDF");
+        assert_eq!(document.pages.len(), pages);
+        for (index, page) in document.pages.iter().enumerate() {
+            let number = index + 1;
+            assert_eq!(page.number as usize, number);
+            assert_eq!(
+                page.text,
+                format!("Section {number} explains the quarterly results.")
+            );
+            assert!(page.text_layer_usable && page.image.is_none());
+        }
+        assert!(document.warnings.is_empty(), "{:?}", document.warnings);
+        let expected: Vec<(u32, u32)> = (1..=23).map(|done| (done, 23)).collect();
+        assert_eq!(progress, expected);
+        assert_eq!(
+            document.metadata.get("pages").map(String::as_str),
+            Some("23")
+        );
     }
 
     #[test]
