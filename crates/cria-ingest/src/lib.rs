@@ -84,6 +84,10 @@ pub enum IngestError {
 
 pub type Result<T> = std::result::Result<T, IngestError>;
 
+/// Stack for threads that run parsers (the worker's parser thread, PDF page-text threads):
+/// deeply nested but legitimate documents must not overflow it.
+pub(crate) const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 /// Caps applied to one file. The defaults suit a desktop with a few GiB free.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

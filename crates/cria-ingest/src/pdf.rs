@@ -17,6 +17,8 @@
 //!   when few of them are letters or digits, or when most Latin "words" have no vowel
 //!   (mojibake). Such pages are rendered at `render_dpi` (up to `max_rendered_pages` of them;
 //!   the rest are listed in `warnings`).
+//! - Page texts are read on up to four threads sharing one `pdf_oxide` document (nearly all
+//!   of an ingest is spent there); pages, texts and warnings do not depend on how many.
 
 use crate::DocumentKind;
 use crate::images::{hex_sha256, prepare_rgb};
@@ -24,9 +26,15 @@ use crate::{IngestError, IngestOptions, IngestedDocument, Page, Progress, Result
 use hayro::hayro_syntax::{LoadPdfError, Pdf};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Fewer visible characters than this and a page counts as having no text layer.
 const MIN_VISIBLE_CHARS: usize = 8;
+
+/// Most threads that read page texts at once (see [`read_page_texts`]). Each costs a
+/// [`crate::PARSER_STACK_BYTES`] stack and a malloc arena of address space under the worker's
+/// memory cap; beyond four, a desktop's remaining cores are better left to the app.
+const MAX_TEXT_THREADS: usize = 4;
 
 /// Largest rendered page side in pixels, whatever the page size claims.
 const MAX_RENDER_SIDE: f32 = 4_000.0;
@@ -74,44 +82,15 @@ pub(crate) fn ingest_pdf(
         return Err(corrupt("the document has no pages".into()));
     }
     let total_pages = u32::try_from(page_count).unwrap_or(u32::MAX);
-    let mut warnings = Vec::new();
-    let mut pages = Vec::with_capacity(page_count);
-    let mut produced: u64 = 0;
-    for index in 0..page_count {
-        let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        let text = match text_reader.extract_text(index) {
-            Ok(text) => text,
-            Err(error) => {
-                let message = error.to_string();
-                if message.contains("safety limit") {
-                    return Err(IngestError::Bomb {
-                        detail: format!("page {number}: {message}"),
-                    });
-                }
-                warnings.push(format!("page {number}: text could not be read ({message})"));
-                String::new()
-            }
-        };
-        produced += text.len() as u64;
-        if produced > limits.max_document_bytes {
-            return Err(IngestError::TooLarge {
-                what: "the extracted text".into(),
-                actual: produced,
-                limit: limits.max_document_bytes,
-            });
-        }
-        let text_layer_usable = text_layer_usable(&text);
-        pages.push(Page {
-            number,
-            text: normalise_text(&text),
-            text_layer_usable,
-            image: None,
-        });
+    let PageTexts {
+        mut pages,
+        mut warnings,
+    } = read_page_texts(&text_reader, page_count, limits, &mut |done_pages| {
         progress(Progress {
-            done_pages: number,
+            done_pages,
             total_pages,
         });
-    }
+    })?;
     let mut metadata = BTreeMap::from([("pages".to_string(), page_count.to_string())]);
     if let Some(pdf) = &renderable {
         read_metadata(pdf, &mut metadata);
@@ -127,6 +106,155 @@ pub(crate) fn ingest_pdf(
         image: None,
         warnings,
     })
+}
+
+/// Page texts in page order, and a warning for each page whose text could not be read.
+struct PageTexts {
+    pages: Vec<Page>,
+    warnings: Vec<String>,
+}
+
+/// What one page's text extraction came to.
+enum PageOutcome {
+    /// The page, and the size of the text as extracted (before normalising), which is what
+    /// counts against `max_document_bytes`.
+    Read(Page, u64),
+    /// Read as empty text; the reason goes to the document's warnings.
+    Unreadable(Page, String),
+    /// A safety limit inside `pdf_oxide` tripped: the document is refused.
+    Bomb(String),
+}
+
+/// Reads every page's text, checks its text layer and normalises it, on up to
+/// [`MAX_TEXT_THREADS`] threads. `pdf_oxide` spends nearly all of an ingest here (it interprets
+/// each content stream twice: once for spans, once for per-glyph positions), and pages are
+/// independent, so this is the one place where a long document gets faster with more cores.
+/// Threads take the next unread page from a shared counter; results come back over a channel
+/// to the calling thread, which reports progress (`on_page_done` with the count of pages done),
+/// enforces the document-level text cap as pages arrive, and tells the threads to stop at the
+/// first refusal (a thread finishes the page it is on, so at most one page per thread is read
+/// past it). Of several bombs found before the threads stopped, the lowest page is reported;
+/// warnings come out in page order whatever order the threads finished in.
+fn read_page_texts(
+    reader: &pdf_oxide::PdfDocument,
+    page_count: usize,
+    limits: &crate::IngestLimits,
+    on_page_done: &mut dyn FnMut(u32),
+) -> Result<PageTexts> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_TEXT_THREADS)
+        .min(page_count);
+    let next_page = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let mut slots: Vec<Option<Page>> = vec![None; page_count];
+    let mut unreadable: BTreeMap<usize, String> = BTreeMap::new();
+    let mut refusal: Option<(usize, IngestError)> = None;
+    let mut produced: u64 = 0;
+    let mut done: u32 = 0;
+    std::thread::scope(|scope| -> Result<()> {
+        let (sender, receiver) = std::sync::mpsc::channel::<(usize, PageOutcome)>();
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let (next_page, stop) = (&next_page, &stop);
+            std::thread::Builder::new()
+                .name("cria-ingest-pdf-text".into())
+                // The same stack as the worker's parser thread: deep but legitimate nesting in
+                // a content stream must not overflow here either.
+                .stack_size(crate::PARSER_STACK_BYTES)
+                .spawn_scoped(scope, move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let index = next_page.fetch_add(1, Ordering::Relaxed);
+                        if index >= page_count {
+                            break;
+                        }
+                        let outcome = read_page_text(reader, index);
+                        if sender.send((index, outcome)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|error| IngestError::Worker {
+                    detail: format!("could not start a text extraction thread: {error}"),
+                })?;
+        }
+        // The threads hold the only senders now: the loop ends when the last one finishes.
+        drop(sender);
+        for (index, outcome) in receiver {
+            let (page, extracted) = match outcome {
+                PageOutcome::Read(page, extracted) => (page, extracted),
+                PageOutcome::Unreadable(page, reason) => {
+                    unreadable.insert(index, reason);
+                    (page, 0)
+                }
+                PageOutcome::Bomb(detail) => {
+                    stop.store(true, Ordering::Relaxed);
+                    if refusal.as_ref().is_none_or(|(first, _)| index < *first) {
+                        refusal = Some((index, IngestError::Bomb { detail }));
+                    }
+                    continue;
+                }
+            };
+            produced += extracted;
+            if produced > limits.max_document_bytes && refusal.is_none() {
+                stop.store(true, Ordering::Relaxed);
+                refusal = Some((
+                    index,
+                    IngestError::TooLarge {
+                        what: "the extracted text".into(),
+                        actual: produced,
+                        limit: limits.max_document_bytes,
+                    },
+                ));
+            }
+            slots[index] = Some(page);
+            done += 1;
+            if refusal.is_none() {
+                on_page_done(done);
+            }
+        }
+        Ok(())
+    })?;
+    if let Some((_, error)) = refusal {
+        return Err(error);
+    }
+    let pages: Vec<Page> = slots.into_iter().flatten().collect();
+    if pages.len() != page_count {
+        return Err(IngestError::Worker {
+            detail: format!(
+                "text extraction ended after {} of {page_count} pages",
+                pages.len()
+            ),
+        });
+    }
+    let warnings = unreadable
+        .into_iter()
+        .map(|(index, reason)| format!("page {}: text could not be read ({reason})", index + 1))
+        .collect();
+    Ok(PageTexts { pages, warnings })
+}
+
+/// One page (`index` 0-based): its text in reading order, normalised, and whether its text
+/// layer is usable.
+fn read_page_text(reader: &pdf_oxide::PdfDocument, index: usize) -> PageOutcome {
+    let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+    let page = |text: &str| Page {
+        number,
+        text: normalise_text(text),
+        text_layer_usable: text_layer_usable(text),
+        image: None,
+    };
+    match reader.extract_text(index) {
+        Ok(text) => PageOutcome::Read(page(&text), text.len() as u64),
+        Err(error) => {
+            let message = error.to_string();
+            if message.contains("safety limit") {
+                PageOutcome::Bomb(format!("page {number}: {message}"))
+            } else {
+                PageOutcome::Unreadable(page(""), message)
+            }
+        }
+    }
 }
 
 /// Inflates every Flate-encoded stream (as many layers as its filter list names) into a
@@ -531,6 +659,85 @@ mod tests {
         ));
         let unfiltered = object("/ASCIIHexDecode", &vec![b'0'; 2 << 20]);
         assert_eq!(check_stream_sizes(&unfiltered, &limits), Ok(()));
+    }
+
+    /// A PDF of `pages` Helvetica pages; page `n` (1-based) reads "Section n ...".
+    fn sectioned_pdf(pages: usize) -> Vec<u8> {
+        let mut bodies = vec![
+            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+            String::new(),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        ];
+        let mut kids = Vec::new();
+        for number in 1..=pages {
+            let content = format!(
+                "BT /F1 12 Tf 72 700 Td (Section {number} explains the quarterly results.) Tj ET"
+            );
+            bodies.push(format!(
+                "<< /Length {} >>\nstream\n{content}\nendstream",
+                content.len() + 1
+            ));
+            bodies.push(format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+                bodies.len()
+            ));
+            kids.push(format!("{} 0 R", bodies.len()));
+        }
+        bodies[1] = format!(
+            "<< /Type /Pages /Kids [{}] /Count {pages} >>",
+            kids.join(" ")
+        );
+        let mut out = b"%PDF-1.7\n".to_vec();
+        let mut offsets = Vec::new();
+        for (index, body) in bodies.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", index + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", bodies.len() + 1).as_bytes(),
+        );
+        for offset in offsets {
+            out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                bodies.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn pages_read_on_several_threads_keep_their_order_and_progress_counts_up() {
+        let pages = 23;
+        let mut progress = Vec::new();
+        let document = crate::ingest_bytes(
+            &sectioned_pdf(pages),
+            None,
+            &crate::IngestOptions::default(),
+            &mut |event| progress.push((event.done_pages, event.total_pages)),
+        )
+        .expect("a valid PDF");
+        assert_eq!(document.pages.len(), pages);
+        for (index, page) in document.pages.iter().enumerate() {
+            let number = index + 1;
+            assert_eq!(page.number as usize, number);
+            assert_eq!(
+                page.text,
+                format!("Section {number} explains the quarterly results.")
+            );
+            assert!(page.text_layer_usable && page.image.is_none());
+        }
+        assert!(document.warnings.is_empty(), "{:?}", document.warnings);
+        let expected: Vec<(u32, u32)> = (1..=23).map(|done| (done, 23)).collect();
+        assert_eq!(progress, expected);
+        assert_eq!(
+            document.metadata.get("pages").map(String::as_str),
+            Some("23")
+        );
     }
 
     #[test]

@@ -6,15 +6,12 @@
 //! never the app.
 
 use crate::protocol::{MAX_REQUEST_FRAME, WorkerEvent, WorkerRequest, read_frame, write_frame};
-use crate::{IngestError, ingest_bytes};
+use crate::{IngestError, PARSER_STACK_BYTES, ingest_bytes};
 use std::io::Read;
 use std::process::ExitCode;
 
 /// The first argument that turns an executable into an ingest worker.
 pub const WORKER_FLAG: &str = "--cria-ingest-worker";
-
-/// Stack for the parsing thread.
-const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Call first thing in `main` of every binary that uses [`crate::IngestClient`]: when the
 /// process was started as a worker this runs the worker and returns its exit code (return it
