@@ -22,9 +22,8 @@ use crate::engine::{
 };
 
 const GEMMA_PROMPT: &str = "Name three colours of the rainbow.";
-/// Short enough that lavapipe (CPU Vulkan, ~100x slower than the CPU backend) answers in
-/// seconds.
-const GEMMA_TOKENS: u32 = 12;
+/// Short: on lavapipe (CPU Vulkan) a token takes seconds once its pipelines are compiled.
+const GEMMA_TOKENS: u32 = 8;
 
 fn is_gpu(kind: &str) -> bool {
     kind == "gpu" || kind == "igpu"
@@ -44,6 +43,23 @@ fn vulkan_tests_enabled(test: &str) -> bool {
          --features cria-cli/vulkan, as scripts/test-vulkan.sh does)"
     );
     true
+}
+
+/// A worker for the Vulkan tests. `CRIA_TEST_VULKAN_DEVICES` becomes the worker's
+/// `GGML_VK_VISIBLE_DEVICES` (lavapipe needs `0`: ggml skips CPU-type devices otherwise); it is
+/// not set for cargo itself because llama-cpp-sys-2 rebuilds llama.cpp when a `GGML_*`
+/// variable changes.
+fn vulkan_handle(extra_env: &[(&str, &str)]) -> EngineHandle {
+    let mut options = SupervisorOptions::program(env!("CARGO_BIN_EXE_cria-worker-host"));
+    if let Ok(devices) = std::env::var("CRIA_TEST_VULKAN_DEVICES") {
+        options
+            .env
+            .push(("GGML_VK_VISIBLE_DEVICES".into(), devices.into()));
+    }
+    for (key, value) in extra_env {
+        options.env.push(((*key).into(), (*value).into()));
+    }
+    EngineHandle::new(options)
 }
 
 fn with_gpu_layers(model: &Path, gpu_layers: Option<u32>) -> LoadOptions {
@@ -118,7 +134,7 @@ async fn vulkan_device_is_listed_with_its_memory() {
         return;
     }
     let _serial = ONE_AT_A_TIME.lock().await;
-    let engine = handle(false);
+    let engine = vulkan_handle(&[]);
     let devices = engine.devices().await.expect("devices");
     engine.shutdown().await;
     let vulkan = devices
@@ -158,6 +174,23 @@ async fn gemma_reply(
     (text, info)
 }
 
+/// Greedy output on Vulkan starts like the CPU's. Exact equality is not expected: lavapipe's
+/// shaders sum in a different order than the CPU kernels, and where the top two logits are
+/// within rounding of each other greedy picks differ (measured: gemma's 8-token reply agreed
+/// on its first 7 tokens, then the CPU chose " staan" and Vulkan " mendatang", both junk tokens
+/// after the model echoed the prompt). So the first half of the reply must agree.
+fn assert_same_start(on_gpu: &str, on_cpu: &str) {
+    let common = on_gpu
+        .chars()
+        .zip(on_cpu.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(
+        common * 2 >= on_cpu.chars().count(),
+        "greedy output on Vulkan {on_gpu:?} departs early from the CPU's {on_cpu:?}"
+    );
+}
+
 #[tokio::test]
 async fn gemma_on_vulkan_reports_its_layers_and_answers_like_the_cpu() {
     if !vulkan_tests_enabled("gemma_on_vulkan_reports_its_layers_and_answers_like_the_cpu") {
@@ -167,7 +200,7 @@ async fn gemma_on_vulkan_reports_its_layers_and_answers_like_the_cpu() {
         return;
     };
     let _serial = ONE_AT_A_TIME.lock().await;
-    let engine = handle(false);
+    let engine = vulkan_handle(&[]);
 
     let (on_gpu, full) = gemma_reply(&engine, &model, None).await;
     assert_fully_offloaded(&full);
@@ -188,10 +221,7 @@ async fn gemma_on_vulkan_reports_its_layers_and_answers_like_the_cpu() {
         cpu.cpu_fallback_reason, None,
         "layers 0 were asked for: {cpu:?}"
     );
-    assert_eq!(
-        on_gpu, on_cpu,
-        "greedy output on Vulkan differs from the CPU's"
-    );
+    assert_same_start(&on_gpu, &on_cpu);
     engine.shutdown().await;
 }
 
@@ -202,7 +232,7 @@ async fn llama4_fixture_runs_text_and_an_image_on_vulkan() {
     }
     let _serial = ONE_AT_A_TIME.lock().await;
     let fixture = llama4_fixture();
-    let engine = handle(false);
+    let engine = vulkan_handle(&[]);
     let info = engine
         .load(load_options(&fixture.model, Some(&fixture.mmproj), 1024))
         .await
@@ -231,21 +261,21 @@ async fn a_refused_vulkan_offload_falls_back_to_the_cpu_and_says_why() {
         return;
     };
     let _serial = ONE_AT_A_TIME.lock().await;
-    // ggml-vulkan refuses any device buffer above this size, as a device short of memory would
-    // refuse the weights.
-    let mut options = SupervisorOptions::program(env!("CARGO_BIN_EXE_cria-worker-host"));
-    options
-        .env
-        .push(("GGML_VK_FORCE_MAX_BUFFER_SIZE".into(), "1048576".into()));
-    let engine = EngineHandle::new(options);
+    // ggml-vulkan refuses any device buffer above this size, as a device short of memory would.
+    let engine = vulkan_handle(&[("GGML_VK_FORCE_MAX_BUFFER_SIZE", "1048576")]);
     let (refused_text, refused) = gemma_reply(&engine, &model, None).await;
     assert_on_cpu(&refused);
     let reason = refused
         .cpu_fallback_reason
         .clone()
         .expect("the fallback is explained");
-    assert!(reason.contains("Vulkan0"), "{reason}");
-    assert!(reason.contains("failed"), "{reason}");
+    // Which allocation is refused first depends on llama.cpp's buffer sizes: on lavapipe the
+    // weights were split into small buffers and loaded, then the KV cache was refused, so the
+    // whole model moved back to the CPU ("the GPU could not hold the model's context").
+    assert!(
+        reason.contains("onto Vulkan0 failed") || reason.contains("GPU could not hold"),
+        "{reason}"
+    );
     assert!(reason.contains("running on the CPU"), "{reason}");
     engine.shutdown().await;
 
