@@ -232,6 +232,11 @@ async fn llama4_fixture_runs_text_and_an_image_on_vulkan() {
     }
     let _serial = ONE_AT_A_TIME.lock().await;
     let fixture = llama4_fixture();
+    // Known to fail on lavapipe: the worker dies (SIGSEGV) in the fixture's first decodes with
+    // its repeating layers offloaded, intermittently (2 of 2 runs with FP16 on, 1 of 3 with
+    // GGML_VK_DISABLE_F16=1; gemma, and the fixture's output layer alone, run fine). The
+    // supervisor reports the crash and restarts; the cause is in ggml-vulkan or lavapipe and
+    // needs a real GPU to tell apart. The test stays strict so a working driver passes it.
     let engine = vulkan_handle(&[]);
     let info = engine
         .load(load_options(&fixture.model, Some(&fixture.mmproj), 1024))
@@ -241,11 +246,16 @@ async fn llama4_fixture_runs_text_and_an_image_on_vulkan() {
     assert!(info.vision, "{info:?}");
     assert_fully_offloaded(&info);
 
-    let (_, text) = run(&engine, greedy(vec![user("hello there")], 6)).await;
+    // A fixed number of tokens: the random-weight fixture may pick its end-of-turn token.
+    let fixed = |request: cria_engine::GenerateRequest| cria_engine::GenerateRequest {
+        ignore_eos: true,
+        ..request
+    };
+    let (_, text) = run(&engine, fixed(greedy(vec![user("hello there")], 6))).await;
     assert_eq!(text.expect("text on Vulkan").generated_tokens, 6);
     let mut with_image = user("What is in the picture?");
     with_image.images.push(picture(56, 56, 3));
-    let (_, image) = run(&engine, greedy(vec![with_image], 4)).await;
+    let (_, image) = run(&engine, fixed(greedy(vec![with_image], 4))).await;
     let image = image.expect("an image through the projector on Vulkan");
     assert_eq!(image.images_encoded, 1, "{image:?}");
     assert_eq!(image.generated_tokens, 4, "{image:?}");

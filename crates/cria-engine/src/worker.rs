@@ -568,7 +568,14 @@ impl<'a> WorkerEngine<'a> {
         } else if wanted_layers > 0 {
             fallback_reason = Some(no_gpu_reason(wanted_layers));
         }
-        let params = LlamaModelParams::default().with_n_gpu_layers(0);
+        // No device at all, not just no layers: with a GPU in the device list llama.cpp still
+        // puts compute and host buffers there and offloads large operations to it, so a model
+        // "on the CPU" would still use (and need memory on) the GPU that refused it. Measured on
+        // lavapipe: with the device listed, 0 layers gave the Vulkan output, not the CPU's.
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(0)
+            .with_devices(&[])
+            .map_err(|error| load_error(format!("cannot select the CPU alone: {error}")))?;
         self.offload.reset();
         let model = LlamaModel::load_from_file(self.backend, &options.model_path, &params)
             .map_err(|error| {
