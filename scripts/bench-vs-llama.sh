@@ -32,6 +32,18 @@
 #                                  get it: Cria's worker with PASSIVE (its supervisor sets it),
 #                                  llama-bench with OpenMP's default (threads spin at barriers,
 #                                  which collapses speed when other programs use the cores)
+#   BENCH_PEERS=node-llama-cpp     peers measured beside llama-bench (default node-llama-cpp;
+#                                  BENCH_PEERS=none skips them)
+#   NODE_LLAMA_CPP_DIR=DIR         where node-llama-cpp is installed (default
+#                                  ~/.cache/cria/node-llama-cpp-bench; outside the repository)
+#   BENCH_PEER_TIMEOUT=900         seconds one peer run may take before it is stopped and its
+#                                  figures are left out (the rest of the run goes on)
+#
+# node-llama-cpp (pinned to NODE_LLAMA_CPP_VERSION, default 3.21.1) is installed with npm on first
+# use, with its prebuilt CPU binary for this platform only: NODE_LLAMA_CPP_SKIP_DOWNLOAD and
+# --ignore-scripts stop it from downloading or compiling llama.cpp, and the measuring script
+# (scripts/node-llama-cpp-bench.mjs) asks it never to build. It bundles its own llama.cpp release
+# (printed with the table), so its column compares a different llama.cpp build, not just a binding.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,6 +73,12 @@ else
     build_dir="${LLAMA_BENCH_BUILD:-$cache_root/llama-bench-build}"
 fi
 [[ -x "$cria_bin" ]] || die "no cria binary at $cria_bin (build it: cargo build --workspace --all-targets --locked, or set CRIA_BIN)"
+peers="${BENCH_PEERS-node-llama-cpp}"
+[[ "$peers" == none || "$peers" == 0 ]] && peers=""
+for peer in $peers; do
+    [[ "$peer" == node-llama-cpp ]] || die "unknown peer '$peer' in BENCH_PEERS (known: node-llama-cpp, or none)"
+done
+peer_timeout="${BENCH_PEER_TIMEOUT:-900}"
 
 # --- the llama.cpp source Cria links -------------------------------------------------------------
 sys_version="$(awk '/^name = "llama-cpp-sys-2"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)"
@@ -136,6 +154,28 @@ cmake --build "$build_dir/out" --target llama-bench -j "$(nproc)" >"$build_dir/b
 llama_bench="$build_dir/out/bin/llama-bench"
 [[ -x "$llama_bench" ]] || die "the build left no $llama_bench"
 
+# --- node-llama-cpp (a peer; installed once outside the repository) ------------------------------
+nlc_dir="${NODE_LLAMA_CPP_DIR:-$cache_root/node-llama-cpp-bench}"
+nlc_version="${NODE_LLAMA_CPP_VERSION:-3.21.1}"
+if [[ " $peers " == *" node-llama-cpp "* ]]; then
+    for tool in node npm timeout; do
+        command -v "$tool" >/dev/null 2>&1 || die "the node-llama-cpp peer needs '$tool' on PATH (or BENCH_PEERS=none)"
+    done
+    # The prebuilt package for this machine: linux-x64, linux-arm64, mac-arm64-metal, mac-x64, ...
+    nlc_platform="$(node -p 'const os = {linux: "linux", darwin: "mac", win32: "win"}[process.platform] ?? process.platform; os + "-" + process.arch + (os === "mac" && process.arch === "arm64" ? "-metal" : "")')"
+    nlc_installed="$(node -p "try { require('$nlc_dir/node_modules/node-llama-cpp/package.json').version } catch { '' }" 2>/dev/null || true)"
+    if [[ "$nlc_installed" != "$nlc_version" || ! -d "$nlc_dir/node_modules/@node-llama-cpp/$nlc_platform/bins" ]]; then
+        echo "bench-vs-llama: installing node-llama-cpp $nlc_version with its prebuilt $nlc_platform binary into $nlc_dir" >&2
+        mkdir -p "$nlc_dir"
+        [[ -f "$nlc_dir/package.json" ]] || echo '{"name": "cria-node-llama-cpp-bench", "private": true}' >"$nlc_dir/package.json"
+        (cd "$nlc_dir" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true timeout 900 npm install --no-audit --no-fund \
+            --omit=optional --ignore-scripts "node-llama-cpp@$nlc_version" \
+            "@node-llama-cpp/$nlc_platform@$nlc_version" >"$nlc_dir/install.log" 2>&1) ||
+            die "installing node-llama-cpp failed; see $nlc_dir/install.log (or BENCH_PEERS=none)"
+    fi
+    nlc_release="$(node -p "require('$nlc_dir/node_modules/node-llama-cpp/llama/binariesGithubRelease.json').release")"
+fi
+
 # --- models ---------------------------------------------------------------------------------------
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -177,6 +217,21 @@ for r in json.load(open(sys.argv[1])):
     test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
     print(f"{sys.argv[2]}\t{test}\tllama-bench\t{max(r['samples_ts']):.3f}")
 EOF
+        if [[ " $peers " == *" node-llama-cpp "* ]]; then
+            # Bounded: a peer that hangs or fails loses its figures for this round, nothing more.
+            if timeout --kill-after=10 "$peer_timeout" node "$root/scripts/node-llama-cpp-bench.mjs" \
+                --package-dir "$nlc_dir" --model "$model" --threads "$threads" --n-prompt 512 \
+                --n-gen 128 --reps "$reps" >"$work/nlc.json" 2>"$work/nlc.log"; then
+                python3 - "$work/nlc.json" "$name" >>"$results" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"{sys.argv[2]}\tpp512\tnode-llama-cpp\t{r['pp_tokens_per_second']:.3f}")
+print(f"{sys.argv[2]}\ttg128\tnode-llama-cpp\t{r['tg_tokens_per_second']:.3f}")
+EOF
+            else
+                echo "bench-vs-llama: node-llama-cpp failed or timed out on $name (round $round): $(tail -n 3 "$work/nlc.log")" >&2
+            fi
+        fi
     done
 done
 
@@ -184,6 +239,9 @@ echo
 echo "threads $threads, $rounds rounds (each best of $reps), cria: $cria_bin"
 echo "OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset (Cria's worker PASSIVE, llama-bench OpenMP's default)}"
 echo "llama.cpp: $llama_src (llama-bench GGML_NATIVE=$native_flag)"
+if [[ " $peers " == *" node-llama-cpp "* ]]; then
+    echo "node-llama-cpp $nlc_version: prebuilt $nlc_platform CPU binary, its own llama.cpp release $nlc_release"
+fi
 python3 - "$results" <<'EOF'
 import statistics, sys
 from collections import defaultdict
@@ -194,10 +252,24 @@ for line in open(sys.argv[1]):
     if (model, test) not in order:
         order.append((model, test))
     values[(model, test, engine)].append(float(rate))
-print(f"| model | test | Cria tok/s (median) | llama-bench tok/s (median) | ratio |")
-print(f"|---|---|---|---|---|")
+peer = any(engine == "node-llama-cpp" for (_, _, engine) in values)
+header = "| model | test | Cria tok/s (median) | llama-bench tok/s (median) | ratio |"
+rule = "|---|---|---|---|---|"
+if peer:
+    header += " node-llama-cpp tok/s (median) | node-llama-cpp / llama-bench |"
+    rule += "---|---|"
+print(header)
+print(rule)
 for model, test in order:
     cria = statistics.median(values[(model, test, "cria")])
     llama = statistics.median(values[(model, test, "llama-bench")])
-    print(f"| {model} | {test} | {cria:.1f} | {llama:.1f} | {cria / llama:.2f} |")
+    line = f"| {model} | {test} | {cria:.1f} | {llama:.1f} | {cria / llama:.2f} |"
+    if peer:
+        runs = values.get((model, test, "node-llama-cpp"), [])
+        if runs:
+            node = statistics.median(runs)
+            line += f" {node:.1f} ({len(runs)} runs) | {node / llama:.2f} |"
+        else:
+            line += " failed | - |"
+    print(line)
 EOF

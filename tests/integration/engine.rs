@@ -18,14 +18,14 @@ use tokio::sync::mpsc;
 
 pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    model: PathBuf,
-    mmproj: PathBuf,
+    pub(crate) model: PathBuf,
+    pub(crate) mmproj: PathBuf,
     mmproj_f16_position: PathBuf,
 }
 
-fn llama4_fixture() -> Fixture {
+pub(crate) fn llama4_fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let model = dir.path().join("llama4-tiny.gguf");
     let mmproj = dir.path().join("llama4-tiny-mmproj.gguf");
@@ -42,13 +42,13 @@ fn llama4_fixture() -> Fixture {
     }
 }
 
-fn handle(allow_test_abort: bool) -> EngineHandle {
+pub(crate) fn handle(allow_test_abort: bool) -> EngineHandle {
     let mut options = SupervisorOptions::program(env!("CARGO_BIN_EXE_cria-worker-host"));
     options.allow_test_abort = allow_test_abort;
     EngineHandle::new(options)
 }
 
-fn load_options(model: &Path, mmproj: Option<&Path>, n_ctx: u32) -> LoadOptions {
+pub(crate) fn load_options(model: &Path, mmproj: Option<&Path>, n_ctx: u32) -> LoadOptions {
     LoadOptions {
         n_ctx: Some(n_ctx),
         threads: Some(2),
@@ -57,11 +57,11 @@ fn load_options(model: &Path, mmproj: Option<&Path>, n_ctx: u32) -> LoadOptions 
     }
 }
 
-fn user(text: &str) -> ChatMessage {
+pub(crate) fn user(text: &str) -> ChatMessage {
     ChatMessage::text(ChatRole::User, text)
 }
 
-fn greedy(messages: Vec<ChatMessage>, max_tokens: u32) -> GenerateRequest {
+pub(crate) fn greedy(messages: Vec<ChatMessage>, max_tokens: u32) -> GenerateRequest {
     GenerateRequest {
         sampling: Sampling::GREEDY,
         ..GenerateRequest::new(messages, max_tokens)
@@ -69,7 +69,7 @@ fn greedy(messages: Vec<ChatMessage>, max_tokens: u32) -> GenerateRequest {
 }
 
 /// Runs a generation and collects its streamed text.
-async fn run(
+pub(crate) async fn run(
     engine: &EngineHandle,
     request: GenerateRequest,
 ) -> (String, Result<GenerateOutcome, EngineError>) {
@@ -93,7 +93,7 @@ async fn run_with_cancel(
 }
 
 /// Deterministic pixels (a gradient with some structure) of the given size.
-fn picture(width: u32, height: u32, salt: u8) -> ImageInput {
+pub(crate) fn picture(width: u32, height: u32, salt: u8) -> ImageInput {
     let mut rgb = Vec::with_capacity((width * height * 3) as usize);
     for y in 0..height {
         for x in 0..width {

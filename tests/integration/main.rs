@@ -6,6 +6,7 @@ mod chat_context;
 mod chat_turns;
 mod cli;
 mod engine;
+mod gpu;
 mod ingest;
 mod security_config;
 mod store_crash;

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use cria_engine::{
     BenchRequest, CancelToken, ChatMessage, ChatRole, Engine, EngineHandle, GenerateEvent,
-    GenerateOutcome, GenerateRequest, ImageInput, LoadOptions, Sampling, SupervisorOptions,
+    GenerateOutcome, GenerateRequest, ImageInput, LoadOptions, ModelInfo, Sampling,
+    SupervisorOptions,
 };
 use tokio::sync::mpsc;
 
@@ -115,9 +116,7 @@ pub async fn chat(args: ChatArgs, model: PathBuf) -> anyhow::Result<()> {
     };
     let engine = engine()?;
     let info = engine.load(model.load_options(args.mmproj.clone())).await?;
-    if let Some(reason) = &info.cpu_fallback_reason {
-        eprintln!("cria: {reason}");
-    }
+    report_placement(&info);
     let mut images = Vec::new();
     for path in &args.image {
         images.push(read_image(path)?);
@@ -227,13 +226,52 @@ fn read_image(path: &PathBuf) -> anyhow::Result<ImageInput> {
     Ok(ImageInput::from_rgb(width, height, decoded.into_raw())?)
 }
 
+/// Says on stderr where the model runs: the GPU layers and memory llama.cpp reported, or why it
+/// stays on the CPU.
+fn report_placement(info: &ModelInfo) {
+    if info.gpu_layers > 0 {
+        eprintln!(
+            "cria: {}/{} layers on {} ({:.1} MiB of weights in GPU memory)",
+            info.gpu_layers,
+            info.offloadable_layers,
+            if info.gpu_devices.is_empty() {
+                "the GPU".to_string()
+            } else {
+                info.gpu_devices.join(", ")
+            },
+            info.gpu_weight_bytes as f64 / (1u64 << 20) as f64
+        );
+    }
+    if let Some(reason) = &info.cpu_fallback_reason {
+        eprintln!("cria: {reason}");
+    }
+}
+
 pub async fn devices(json: bool) -> anyhow::Result<()> {
     let engine = engine()?;
     let devices = engine.devices().await?;
     engine.shutdown().await;
+    let backends = cria_engine::gpu_backends_built();
     if json {
-        println!("{}", serde_json::to_string_pretty(&devices)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "gpu_backends_built": backends,
+                "devices": devices,
+            }))?
+        );
         return Ok(());
+    }
+    if backends.is_empty() {
+        println!("GPU backends in this build: none (CPU only)");
+    } else {
+        println!("GPU backends in this build: {}", backends.join(", "));
+        if !devices
+            .iter()
+            .any(|device| device.kind == "gpu" || device.kind == "igpu")
+        {
+            println!("no usable GPU found: models run on the CPU (check the graphics driver)");
+        }
     }
     for device in devices {
         println!(
@@ -260,6 +298,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             .max(args.n_prompt + args.n_gen + 16),
     );
     let info = engine.load(options).await?;
+    report_placement(&info);
     let result = engine
         .bench(BenchRequest {
             n_prompt: args.n_prompt,
@@ -276,6 +315,8 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 "architecture": info.architecture,
                 "threads": result.threads,
                 "gpu_layers": info.gpu_layers,
+                "gpu_devices": info.gpu_devices,
+                "cpu_fallback_reason": info.cpu_fallback_reason,
                 "n_prompt": args.n_prompt,
                 "n_gen": args.n_gen,
                 "pp_tokens_per_second": result.prompt_tokens_per_second,

@@ -11,6 +11,7 @@
 //! outcome; a failed generation returns an [`EngineError`] that says what happened.
 
 mod context_size;
+mod offload;
 mod protocol;
 mod scripted;
 mod supervisor;
@@ -31,6 +32,7 @@ pub use context_size::{
     ContextSizeChoice, FreeMemory, KvCacheGeometry, MAX_DEFAULT_N_CTX, MIN_DEFAULT_N_CTX,
     choose_context_size, parse_mem_available,
 };
+pub use offload::gpu_backends_built;
 pub use protocol::{BenchRequest, BenchResult};
 pub use scripted::ScriptedEngine;
 pub use supervisor::{EngineHandle, SupervisorOptions};
@@ -401,7 +403,17 @@ pub struct ModelInfo {
     pub n_ctx_reason: String,
     pub n_ctx_train: u32,
     pub threads: u32,
+    /// Layers llama.cpp put on a GPU, as llama.cpp reported it (0 on the CPU).
     pub gpu_layers: u32,
+    /// Layers that can be offloaded: the repeating layers plus the output layer.
+    #[serde(default)]
+    pub offloadable_layers: u32,
+    /// Bytes of weights llama.cpp placed in GPU memory, from its own report (0 on the CPU).
+    #[serde(default)]
+    pub gpu_weight_bytes: u64,
+    /// The GPUs holding weights, as `name (description)`.
+    #[serde(default)]
+    pub gpu_devices: Vec<String>,
     /// Why the model runs on the CPU although GPU offload was possible or asked for.
     pub cpu_fallback_reason: Option<String>,
     /// `"model"` (the GGUF's own), a built-in template name, or `"plain"`.

@@ -48,6 +48,7 @@ use llama_cpp_2::token_type::LlamaTokenAttr;
 use llama_cpp_2::{LogOptions, send_logs_to_tracing};
 
 use crate::context_size::{FreeMemory, KvCacheGeometry, choose_context_size, parse_mem_available};
+use crate::offload::{OffloadReport, OffloadWatch, gpu_backends_built};
 use crate::protocol::{
     Frame, PROTOCOL_VERSION, WorkerEvent, WorkerRequest, read_frame, write_frame,
 };
@@ -145,7 +146,8 @@ struct Incoming {
 }
 
 fn run_worker() -> ExitCode {
-    let _ = tracing_subscriber_init();
+    let offload = OffloadWatch::default();
+    let _ = tracing_subscriber_init(offload.clone());
     send_logs_to_tracing(LogOptions::default());
     let backend = match LlamaBackend::init() {
         Ok(backend) => backend,
@@ -181,6 +183,7 @@ fn run_worker() -> ExitCode {
         backend: &backend,
         interrupts: &interrupts,
         out: &mut out,
+        offload: &offload,
     };
     let mut next = None;
     while let Some(incoming) = next.take().or_else(|| receiver.recv().ok()) {
@@ -189,14 +192,23 @@ fn run_worker() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn tracing_subscriber_init() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CRIA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+/// The log goes to stderr (the supervisor keeps its tail for crash reports), filtered by
+/// `CRIA_LOG`; the offload watch sees every event whatever that filter says.
+fn tracing_subscriber_init(
+    offload: OffloadWatch,
+) -> Result<(), tracing_subscriber::util::TryInitError> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRIA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
         .with_ansi(false)
+        .with_filter(filter);
+    tracing_subscriber::registry()
+        .with(log)
+        .with(offload)
         .try_init()
 }
 
@@ -259,6 +271,55 @@ struct WorkerEngine<'a> {
     backend: &'a LlamaBackend,
     interrupts: &'a Interrupts,
     out: &'a mut EventWriter,
+    /// What llama.cpp said about the last load (layers and bytes on devices).
+    offload: &'a OffloadWatch,
+}
+
+/// Where a loaded model's weights are, as llama.cpp reported it (see [`OffloadWatch`]).
+#[derive(Debug, Clone, Default)]
+struct Placement {
+    gpu_layers: u32,
+    offloadable_layers: u32,
+    gpu_weight_bytes: u64,
+    gpu_devices: Vec<String>,
+    cpu_fallback_reason: Option<String>,
+}
+
+impl Placement {
+    /// Reads llama.cpp's statements about the load just done. `asked_layers` is what was
+    /// passed to llama.cpp, used only if it said nothing about layers (no GPU device).
+    fn observed(
+        model: &LlamaModel,
+        report: &OffloadReport,
+        asked_layers: u32,
+        gpu_offload_possible: bool,
+    ) -> Placement {
+        let offloadable = model.n_layer().saturating_add(1);
+        let gpu_layers = match report.layers {
+            Some((offloaded, _)) => offloaded,
+            // llama.cpp's own rule: the repeating layers plus the output layer, at most.
+            None if gpu_offload_possible => asked_layers.min(offloadable),
+            None => 0,
+        };
+        let devices = list_devices();
+        let gpu_devices = report
+            .device_buffer_names()
+            .into_iter()
+            .map(
+                |buffer| match devices.iter().find(|device| device.name == buffer) {
+                    Some(device) => format!("{} ({})", device.name, device.description),
+                    None => buffer,
+                },
+            )
+            .collect();
+        Placement {
+            gpu_layers,
+            offloadable_layers: offloadable,
+            gpu_weight_bytes: report.device_weight_bytes(),
+            gpu_devices,
+            cpu_fallback_reason: None,
+        }
+    }
 }
 
 /// One unit of the cached sequence: a text token or a whole image.
@@ -383,14 +444,16 @@ impl<'a> WorkerEngine<'a> {
         receiver: &mpsc::Receiver<Incoming>,
         forced_cpu_reason: Option<String>,
     ) -> Option<Incoming> {
-        let (model, gpu_layers, cpu_fallback_reason) = match self.load_model(&options) {
-            Ok((model, gpu_layers, reason)) => (model, gpu_layers, forced_cpu_reason.or(reason)),
+        let (model, mut placement) = match self.load_model(&options) {
+            Ok(loaded) => loaded,
             Err(error) => {
                 self.send(WorkerEvent::Error(error));
                 return None;
             }
         };
-        match self.serve_loaded(model, &options, gpu_layers, cpu_fallback_reason, receiver) {
+        placement.cpu_fallback_reason = forced_cpu_reason.or(placement.cpu_fallback_reason);
+        let gpu_layers = placement.gpu_layers;
+        match self.serve_loaded(model, &options, placement, receiver) {
             Ok(next) => next,
             Err(error) if gpu_layers > 0 => {
                 // The weights fit on the GPU but the context or projector did not (the model
@@ -400,7 +463,9 @@ impl<'a> WorkerEngine<'a> {
                     gpu_layers: Some(0),
                     ..options
                 };
-                let reason = format!("the GPU could not hold the model's context ({error})");
+                let reason = format!(
+                    "the GPU could not hold the model's context ({error}); running on the CPU"
+                );
                 self.serve_model_with_reason(cpu_only, receiver, Some(reason))
             }
             Err(error) => {
@@ -416,11 +481,10 @@ impl<'a> WorkerEngine<'a> {
         &mut self,
         model: LlamaModel,
         options: &LoadOptions,
-        gpu_layers: u32,
-        cpu_fallback_reason: Option<String>,
+        placement: Placement,
         receiver: &mpsc::Receiver<Incoming>,
     ) -> Result<Option<Incoming>, EngineError> {
-        let mut loaded = self.prepare(&model, options, gpu_layers, cpu_fallback_reason)?;
+        let mut loaded = self.prepare(&model, options, placement)?;
         self.send(WorkerEvent::Loaded(loaded.info.clone()));
         loop {
             let Ok(incoming) = receiver.recv() else {
@@ -467,37 +531,63 @@ impl<'a> WorkerEngine<'a> {
         }
     }
 
+    /// Loads the weights, offloading layers when a GPU is there and offload is wanted; a
+    /// failed GPU load is retried on the CPU, and the reason is kept for the user.
     fn load_model(
         &mut self,
         options: &LoadOptions,
-    ) -> Result<(LlamaModel, u32, Option<String>), EngineError> {
+    ) -> Result<(LlamaModel, Placement), EngineError> {
         let load_error = |reason: String| EngineError::ModelLoad {
             path: options.model_path.clone(),
             reason,
         };
-        let has_gpu = self.backend.supports_gpu_offload()
-            && list_devices()
-                .iter()
-                .any(|device| device.kind == "gpu" || device.kind == "igpu");
+        let gpu_offload_possible = self.backend.supports_gpu_offload();
+        let gpus: Vec<DeviceInfo> = list_devices()
+            .into_iter()
+            .filter(|device| device.kind == "gpu" || device.kind == "igpu")
+            .collect();
+        let has_gpu = gpu_offload_possible && !gpus.is_empty();
         let wanted_layers = options.gpu_layers.unwrap_or(if has_gpu { 999 } else { 0 });
         let mut fallback_reason = None;
         if wanted_layers > 0 && has_gpu {
             let params = LlamaModelParams::default().with_n_gpu_layers(wanted_layers);
+            self.offload.reset();
             match LlamaModel::load_from_file(self.backend, &options.model_path, &params) {
-                Ok(model) => return Ok((model, wanted_layers, None)),
+                Ok(model) => {
+                    let placement = Placement::observed(
+                        &model,
+                        &self.offload.report(),
+                        wanted_layers,
+                        gpu_offload_possible,
+                    );
+                    return Ok((model, placement));
+                }
                 Err(error) => {
-                    tracing::warn!("GPU offload failed, loading on the CPU: {error}");
+                    let devices = gpus
+                        .iter()
+                        .map(|device| device.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    tracing::warn!("GPU offload to {devices} failed, loading on the CPU: {error}");
                     fallback_reason = Some(format!(
-                        "loading with {wanted_layers} GPU layers failed ({error}); running on \
-                         the CPU"
+                        "loading {wanted_layers} layers onto {devices} failed ({error}; the \
+                         device may not have enough free memory, try fewer GPU layers); \
+                         running on the CPU"
                     ));
                 }
             }
         } else if wanted_layers > 0 {
-            fallback_reason =
-                Some("no GPU backend or device is available; running on the CPU".into());
+            fallback_reason = Some(no_gpu_reason(wanted_layers));
         }
-        let params = LlamaModelParams::default().with_n_gpu_layers(0);
+        // No device at all, not just no layers: with a GPU in the device list llama.cpp still
+        // puts compute and host buffers there and offloads large operations to it, so a model
+        // "on the CPU" would still use (and need memory on) the GPU that refused it. Measured on
+        // lavapipe: with the device listed, 0 layers gave the Vulkan output, not the CPU's.
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(0)
+            .with_devices(&[])
+            .map_err(|error| load_error(format!("cannot select the CPU alone: {error}")))?;
+        self.offload.reset();
         let model = LlamaModel::load_from_file(self.backend, &options.model_path, &params)
             .map_err(|error| {
                 load_error(format!(
@@ -505,16 +595,19 @@ impl<'a> WorkerEngine<'a> {
                      llama.cpp does not support (see the log for details)"
                 ))
             })?;
-        Ok((model, 0, fallback_reason))
+        let mut placement =
+            Placement::observed(&model, &self.offload.report(), 0, gpu_offload_possible);
+        placement.cpu_fallback_reason = fallback_reason;
+        Ok((model, placement))
     }
 
     fn prepare<'m>(
         &mut self,
         model: &'m LlamaModel,
         options: &LoadOptions,
-        gpu_layers: u32,
-        cpu_fallback_reason: Option<String>,
+        placement: Placement,
     ) -> Result<Loaded<'m>, EngineError> {
+        let gpu_layers = placement.gpu_layers;
         let architecture = model
             .meta_val_str("general.architecture")
             .unwrap_or_else(|_| "unknown".into());
@@ -592,7 +685,10 @@ impl<'a> WorkerEngine<'a> {
             n_ctx_train,
             threads,
             gpu_layers,
-            cpu_fallback_reason,
+            offloadable_layers: placement.offloadable_layers,
+            gpu_weight_bytes: placement.gpu_weight_bytes,
+            gpu_devices: placement.gpu_devices,
+            cpu_fallback_reason: placement.cpu_fallback_reason,
             chat_template: template.name(),
             vision: mtmd.is_some(),
         };
@@ -1118,6 +1214,26 @@ fn make_sampler(sampling: &Sampling) -> LlamaSampler {
         LlamaSampler::temp(sampling.temperature),
         LlamaSampler::dist(sampling.seed),
     ])
+}
+
+/// Why layers that were asked for stay on the CPU when no GPU is usable: the build has no GPU
+/// backend, or its backend found no device.
+fn no_gpu_reason(wanted_layers: u32) -> String {
+    let built = gpu_backends_built();
+    if built.is_empty() {
+        format!(
+            "{wanted_layers} GPU layers were asked for, but this build of Cria has no GPU \
+             backend (it runs on the CPU only; builds with Vulkan, CUDA or Metal can offload); \
+             running on the CPU"
+        )
+    } else {
+        format!(
+            "{wanted_layers} GPU layers were asked for, but the {} backend found no usable GPU \
+             (check the graphics driver; `cria devices` lists what llama.cpp sees); running on \
+             the CPU",
+            built.join("/")
+        )
+    }
 }
 
 fn list_devices() -> Vec<DeviceInfo> {
