@@ -474,7 +474,11 @@ pub struct LoadedModelDto {
     /// Why the context has this size (the user's choice, or what memory allowed).
     pub context_reason: String,
     pub threads: u32,
+    /// Layers on a GPU, of `offloadable_layers`.
     pub gpu_layers: u32,
+    pub offloadable_layers: u32,
+    pub gpu_weight_bytes: u64,
+    pub gpu_devices: Vec<String>,
     pub cpu_fallback_reason: Option<String>,
     pub vision: bool,
 }
@@ -488,6 +492,9 @@ impl From<LoadedModel> for LoadedModelDto {
             context_reason: model.context_reason,
             threads: model.threads,
             gpu_layers: model.gpu_layers,
+            offloadable_layers: model.offloadable_layers,
+            gpu_weight_bytes: model.gpu_weight_bytes,
+            gpu_devices: model.gpu_devices,
             cpu_fallback_reason: model.cpu_fallback_reason,
             vision: model.vision,
         }

@@ -43,7 +43,12 @@ pub struct LoadedModel {
     /// Why the context has this size (the user's choice, or what memory allowed).
     pub context_reason: String,
     pub threads: u32,
+    /// Layers llama.cpp placed on a GPU, of `offloadable_layers`.
     pub gpu_layers: u32,
+    pub offloadable_layers: u32,
+    /// Weights in GPU memory, and the GPUs holding them.
+    pub gpu_weight_bytes: u64,
+    pub gpu_devices: Vec<String>,
     /// Why the model runs on the CPU although a GPU was possible or asked for.
     pub cpu_fallback_reason: Option<String>,
     pub vision: bool,
@@ -58,6 +63,9 @@ impl LoadedModel {
             context_reason: info.n_ctx_reason,
             threads: info.threads,
             gpu_layers: info.gpu_layers,
+            offloadable_layers: info.offloadable_layers,
+            gpu_weight_bytes: info.gpu_weight_bytes,
+            gpu_devices: info.gpu_devices,
             cpu_fallback_reason: info.cpu_fallback_reason,
             vision: info.vision,
         }

@@ -104,7 +104,11 @@ export type LoadedModelDto = { id: string, architecture: string, contextSize: nu
 /**
  * Why the context has this size (the user's choice, or what memory allowed).
  */
-contextReason: string, threads: number, gpuLayers: number, cpuFallbackReason: string | null, vision: boolean, };
+contextReason: string, threads: number, 
+/**
+ * Layers on a GPU, of `offloadable_layers`.
+ */
+gpuLayers: number, offloadableLayers: number, gpuWeightBytes: number, gpuDevices: Array<string>, cpuFallbackReason: string | null, vision: boolean, };
 
 export type SnippetPartDto = { text: string, highlighted: boolean, };
 

@@ -245,6 +245,9 @@ describe('engine settings', () => {
     contextReason: 'chosen from free memory: the KV cache needs 3 GiB of 9 GiB free',
     threads: 8,
     gpuLayers: 0,
+    offloadableLayers: 49,
+    gpuWeightBytes: 0,
+    gpuDevices: [],
     cpuFallbackReason: null,
     vision: true,
   };
@@ -292,7 +295,21 @@ describe('engine settings', () => {
     await fireEvent.click(apply);
     await waitFor(() => expect(saved).toEqual([{ contextSize: 4096, threads: 2, gpuLayers: null }]));
     await waitFor(() => expect(view.getByTestId('loaded-model').textContent).toContain('4096'));
+    expect(view.getByTestId('loaded-model').textContent).toContain('on the CPU');
     expect(view.queryByRole('alert')).toBeNull();
+  });
+
+  it('says where the layers are', async () => {
+    mockCommands((command) => {
+      if (command === 'list_catalog' || command === 'list_models' || command === 'list_devices') return [];
+      if (command === 'get_loaded_model') return { ...loaded, gpuLayers: 19, offloadableLayers: 19, gpuWeightBytes: 68_000_000, gpuDevices: ['Vulkan0 (llvmpipe)'] };
+      if (command === 'get_engine_settings') return automatic;
+      return null;
+    });
+    const library = new ModelLibrary();
+    await library.refresh();
+    const view = render(ModelsPanel, { library, onClose: vi.fn() });
+    expect(view.getByTestId('loaded-model').textContent).toContain('19/19 layers on Vulkan0 (llvmpipe)');
   });
 
   it('says why a setting could not be applied', async () => {
