@@ -27,11 +27,12 @@ export class EngineSettingsForm {
 
   async load(): Promise<void> {
     try {
-      this.saved = await getEngineSettings();
+      // No answer means nothing was chosen: all automatic.
+      this.saved = (await getEngineSettings()) ?? { contextSize: null, threads: null, gpuLayers: null };
       this.contextSize = this.saved.contextSize?.toString() ?? '';
       this.threads = this.saved.threads?.toString() ?? '';
       this.gpuLayers = this.saved.gpuLayers?.toString() ?? '';
-      this.devices = await listDevices();
+      this.devices = (await listDevices()) ?? [];
     } catch (error) {
       this.notice = messageOf(error);
     }
