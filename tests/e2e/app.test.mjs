@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebDriver } from './webdriver.mjs';
+import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const app = resolve(process.env.CRIA_APP ?? join(root, 'target/debug/cria-app'));
@@ -37,19 +37,6 @@ before(async () => {
   await waitForDriver(driverUrl);
 });
 
-/** tauri-driver is ready when its port answers. */
-async function waitForDriver(url) {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    try {
-      await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
-      return;
-    } catch {
-      await sleep(200);
-    }
-  }
-  throw new Error(`tauri-driver did not start at ${url}`);
-}
 
 after(() => {
   // SIGTERM lets tauri-driver stop WebKitWebDriver; SIGKILL would orphan it and hang the run.

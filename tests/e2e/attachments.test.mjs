@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebDriver } from './webdriver.mjs';
+import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const app = resolve(process.env.CRIA_APP ?? join(root, 'target/debug/cria-app'));
@@ -117,16 +117,7 @@ test('a PDF citation opens its page; regenerate, branch arrows and edit', async 
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await fetch(`${driverUrl}/status`, { signal: AbortSignal.timeout(1000) });
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error('tauri-driver did not start');
-        await sleep(200);
-      }
-    }
+    await waitForDriver(driverUrl);
     const driver = await WebDriver.connect(driverUrl, { alwaysMatch: { 'tauri:options': { application: app } } });
     try {
       // Attach: the path goes to the same tray the native drop fills.

@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebDriver } from './webdriver.mjs';
+import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const app = resolve(process.env.CRIA_APP ?? join(root, 'target/debug/cria-app'));
@@ -96,19 +96,6 @@ async function serveModel(body, resumeDelayMs) {
   });
   await new Promise((ready) => server.listen(0, '127.0.0.1', ready));
   return { server, port: server.address().port, transfers: () => transfers };
-}
-
-async function waitForDriver(url) {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    try {
-      await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
-      return;
-    } catch {
-      await sleep(200);
-    }
-  }
-  throw new Error(`tauri-driver did not start at ${url}`);
 }
 
 function saveScreenshot(name) {

@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stopLeftovers } from './processes.mjs';
-import { WebDriver } from './webdriver.mjs';
+import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const app = resolve(process.env.CRIA_APP ?? join(root, 'target/debug/cria-app'));
@@ -167,16 +167,7 @@ test('a picture dropped from another window through XDND is attached and gets a 
   let source;
   let driver;
   try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await fetch(`${driverUrl}/status`, { signal: AbortSignal.timeout(1000) });
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error('tauri-driver did not start');
-        await sleep(200);
-      }
-    }
+    await waitForDriver(driverUrl);
     driver = await WebDriver.connect(driverUrl, { alwaysMatch: { 'tauri:options': { application: app } } });
 
     // Load the fixture first, so the drop lands on a ready chat.

@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebDriver } from './webdriver.mjs';
+import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const fixtures = join(import.meta.dirname, 'fixtures');
@@ -46,16 +46,7 @@ async function withDriver(env, body) {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await fetch(`${driverUrl}/status`, { signal: AbortSignal.timeout(1000) });
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error('tauri-driver did not start');
-        await sleep(200);
-      }
-    }
+    await waitForDriver(driverUrl);
     const startApp = () =>
       WebDriver.connect(driverUrl, { alwaysMatch: { 'tauri:options': { application: app } } });
     await body(startApp);

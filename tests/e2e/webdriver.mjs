@@ -4,6 +4,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 
+/** Waits until tauri-driver answers at `url`: it takes a moment to start listening. */
+export async function waitForDriver(url, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error('tauri-driver did not start');
+      await sleep(100);
+    }
+  }
+}
+
 export class WebDriver {
   constructor(baseUrl, sessionId) {
     this.baseUrl = baseUrl;

@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { commandLine, memoryKiB, processesWith, startedAtMs, stopLeftovers } from '../processes.mjs';
-import { WebDriver } from '../webdriver.mjs';
+import { WebDriver, waitForDriver } from '../webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../../..');
 const app = resolve(process.env.CRIA_APP ?? join(root, 'target/release/cria-app'));
@@ -45,16 +45,7 @@ async function withDriver(dataDir, body) {
     stdio: ['ignore', 'ignore', 'ignore'],
   });
   try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await fetch(`${driverUrl}/status`, { signal: AbortSignal.timeout(1000) });
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error('tauri-driver did not start');
-        await sleep(100);
-      }
-    }
+    await waitForDriver(driverUrl);
     return await body();
   } finally {
     driver.kill('SIGTERM');
