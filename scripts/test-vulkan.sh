@@ -23,6 +23,8 @@
 #   CRIA_VULKAN_TARGET_DIR=DIR   cargo target folder (default target-vulkan/ in the repository)
 #   CRIA_VULKAN_HEADERS=DIR      where Debian 13's headers are fetched and unpacked (default
 #                                ~/.cache/cria/vulkan-headers)
+#   CRIA_DEBIAN_MIRROR=URL       Debian archive to fetch them from (default: the first one in this
+#                                machine's apt sources)
 #   GGML_VK_VISIBLE_DEVICES=N    Vulkan device(s) to use; unset and only CPU-type devices present
 #                                (lavapipe), it is set to 0, since ggml skips CPU-type devices
 set -euo pipefail
@@ -71,7 +73,16 @@ else
         keyring=/usr/share/keyrings/debian-archive-trixie-stable.gpg
         [[ -f "$keyring" ]] || die "no $keyring to verify Debian 13 packages (apt-get install debian-archive-keyring)"
         mkdir -p "$private/lists/partial" "$private/cache/archives/partial" "$private/debs"
-        echo "deb [signed-by=$keyring] http://deb.debian.org/debian trixie main" >"$private/sources.list"
+        # The Debian archive this machine already uses (its apt sources), for Debian 13's suite.
+        mirror="${CRIA_DEBIAN_MIRROR:-$(
+            {
+                sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
+                awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' \
+                    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
+            } | tr ' ' '\n' | grep -v -e security -e '^$' | head -n 1
+        )}"
+        [[ -n "$mirror" ]] || die "no Debian archive in this machine's apt sources; set CRIA_DEBIAN_MIRROR"
+        echo "deb [signed-by=$keyring] $mirror trixie main" >"$private/sources.list"
         apt_private=(-o "Dir::Etc::SourceList=$private/sources.list" -o Dir::Etc::SourceParts=/dev/null
             -o "Dir::State::Lists=$private/lists" -o "Dir::Cache=$private/cache")
         apt-get "${apt_private[@]}" update >"$private/apt.log" 2>&1 || die "apt-get update failed; see $private/apt.log"
