@@ -521,9 +521,10 @@ impl Cria {
             .await?;
         let context_tokens = match &route {
             Some(route) => {
-                let loading = TurnEvent::LoadingModel(route.model_id.clone());
-                self.ensure_model(&route.model_id, || on_event(loading))
-                    .await?
+                self.ensure_model(&route.model_id, || {
+                    on_event(TurnEvent::LoadingModel(route.model_id.clone()))
+                })
+                .await?
             }
             None => TEST_DOUBLE_CONTEXT,
         };

@@ -34,32 +34,43 @@ pub struct EngineSettings {
     pub gpu_layers: Option<u32>,
 }
 
+/// Each field's check, shared by saving (an error says what is allowed) and reading (a value
+/// edited by hand into something invalid counts as automatic).
+fn checked_context_size(size: u32) -> Result<u32> {
+    if CONTEXT_SIZE_RANGE.contains(&size) {
+        return Ok(size);
+    }
+    Err(CoreError::InvalidInput(format!(
+        "the context size must be between {} and {} tokens, not {size}",
+        CONTEXT_SIZE_RANGE.start(),
+        CONTEXT_SIZE_RANGE.end()
+    )))
+}
+
+fn checked_threads(threads: u32) -> Result<u32> {
+    if (1..=MAX_THREADS).contains(&threads) {
+        return Ok(threads);
+    }
+    Err(CoreError::InvalidInput(format!(
+        "threads must be between 1 and {MAX_THREADS}, not {threads}"
+    )))
+}
+
+fn checked_gpu_layers(layers: u32) -> Result<u32> {
+    if layers <= MAX_GPU_LAYERS {
+        return Ok(layers);
+    }
+    Err(CoreError::InvalidInput(format!(
+        "GPU layers must be at most {MAX_GPU_LAYERS} (any number above the model's layers \
+         offloads all of them), not {layers}"
+    )))
+}
+
 impl EngineSettings {
     fn validate(&self) -> Result<()> {
-        if let Some(size) = self.context_size
-            && !CONTEXT_SIZE_RANGE.contains(&size)
-        {
-            return Err(CoreError::InvalidInput(format!(
-                "the context size must be between {} and {} tokens, not {size}",
-                CONTEXT_SIZE_RANGE.start(),
-                CONTEXT_SIZE_RANGE.end()
-            )));
-        }
-        if let Some(threads) = self.threads
-            && !(1..=MAX_THREADS).contains(&threads)
-        {
-            return Err(CoreError::InvalidInput(format!(
-                "threads must be between 1 and {MAX_THREADS}, not {threads}"
-            )));
-        }
-        if let Some(layers) = self.gpu_layers
-            && layers > MAX_GPU_LAYERS
-        {
-            return Err(CoreError::InvalidInput(format!(
-                "GPU layers must be at most {MAX_GPU_LAYERS} (any number above the model's \
-                 layers offloads all of them), not {layers}"
-            )));
-        }
+        self.context_size.map(checked_context_size).transpose()?;
+        self.threads.map(checked_threads).transpose()?;
+        self.gpu_layers.map(checked_gpu_layers).transpose()?;
         Ok(())
     }
 
@@ -75,25 +86,16 @@ impl Cria {
     pub async fn engine_settings(&self) -> Result<EngineSettings> {
         let store = Arc::clone(&self.store);
         blocking(move || {
-            let number = |key: &str| -> cria_store::Result<Option<u32>> {
-                Ok(store.get_setting(key)?.and_then(|value| value.parse().ok()))
+            let number = |key: &str, check: fn(u32) -> Result<u32>| -> Result<Option<u32>> {
+                Ok(store
+                    .get_setting(key)?
+                    .and_then(|value| value.parse().ok())
+                    .and_then(|value| check(value).ok()))
             };
-            let settings = EngineSettings {
-                context_size: number(CONTEXT_SIZE_SETTING)?,
-                threads: number(THREADS_SETTING)?,
-                gpu_layers: number(GPU_LAYERS_SETTING)?,
-            };
-            // A value edited by hand into something invalid counts as automatic.
             Ok::<_, CoreError>(EngineSettings {
-                context_size: settings
-                    .context_size
-                    .filter(|size| CONTEXT_SIZE_RANGE.contains(size)),
-                threads: settings
-                    .threads
-                    .filter(|threads| (1..=MAX_THREADS).contains(threads)),
-                gpu_layers: settings
-                    .gpu_layers
-                    .filter(|layers| *layers <= MAX_GPU_LAYERS),
+                context_size: number(CONTEXT_SIZE_SETTING, checked_context_size)?,
+                threads: number(THREADS_SETTING, checked_threads)?,
+                gpu_layers: number(GPU_LAYERS_SETTING, checked_gpu_layers)?,
             })
         })
         .await
