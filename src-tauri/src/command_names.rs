@@ -12,6 +12,7 @@ pub const COMMANDS: &[&str] = &[
     "continue_reply",
     "switch_branch",
     "get_conversation_view",
+    "preview_attachment",
     "get_attachment_thumbnail",
     "get_page_preview",
     "get_chat_settings",

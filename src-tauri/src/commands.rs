@@ -12,9 +12,9 @@ use tauri::ipc::Channel;
 
 use crate::error::{ErrorKind, IpcError, IpcResult};
 use crate::ipc::{
-    AppInfoDto, AttachmentArgDto, ChatSettingsDto, ConversationDto, ExportFormatDto,
-    LoadedModelDto, MessageDto, MessageViewDto, ModelPinDto, ModelSummaryDto, PagePreviewDto,
-    SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto, image_data_url,
+    AppInfoDto, AttachmentArgDto, AttachmentPreviewDto, ChatSettingsDto, ConversationDto,
+    ExportFormatDto, LoadedModelDto, MessageDto, MessageViewDto, ModelPinDto, ModelSummaryDto,
+    PagePreviewDto, SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto, image_data_url,
 };
 use crate::ipc::{CatalogEntryDto, DeviceDto, DownloadEventDto, EngineSettingsDto};
 
@@ -140,6 +140,21 @@ pub async fn get_conversation_view(
         .conversation_view(ConversationId(conversation_id))
         .await?;
     Ok(views.into_iter().map(Into::into).collect())
+}
+
+/// Reads a file the user has just dropped or picked (in the ingest worker) for its chip: kind,
+/// pages, scans, thumbnail. An error refuses the file before the message is sent; the parse is
+/// kept for the send.
+#[tauri::command]
+pub async fn preview_attachment(
+    cria: State<'_, Cria>,
+    path: String,
+) -> IpcResult<AttachmentPreviewDto> {
+    let AttachmentInput::Path(path) = AttachmentInput::try_from(AttachmentArgDto::Path(path))?
+    else {
+        unreachable!("a path argument becomes a path input")
+    };
+    Ok(cria.preview_attachment(path).await?.into())
 }
 
 /// An attachment's thumbnail as a `data:` URL (re-encoded by the backend), if it has one.

@@ -4,9 +4,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cria_core::{
-    AttachmentInput, AttachmentKind, AttachmentSummary, ChatSettings, Conversation, EngineSettings,
-    ExportFormat, LoadedModel, Message, MessageStatus, MessageView, ModelPin, ModelSummary,
-    PagePreview, Role, SearchHit, SearchSource, Theme, TurnEvent, TurnStarted,
+    AttachmentInput, AttachmentKind, AttachmentPreview, AttachmentSummary, ChatSettings,
+    Conversation, EngineSettings, ExportFormat, LoadedModel, Message, MessageStatus, MessageView,
+    ModelPin, ModelSummary, PagePreview, Role, SearchHit, SearchSource, Theme, TurnEvent,
+    TurnStarted,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -555,6 +556,44 @@ fn invalid(message: String) -> IpcError {
     }
 }
 
+/// A file the user has just attached, as its chip shows it before the message is sent
+/// (`preview_attachment`).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentPreviewDto {
+    pub file_name: String,
+    /// `image`, `document`, `text` or `other`.
+    pub kind: String,
+    pub size_bytes: u64,
+    pub page_count: u32,
+    /// Pages without a usable text layer (sent to the model as images).
+    pub scanned_pages: u32,
+    /// A `data:` URL of the thumbnail re-encoded by the backend, for pictures and scans.
+    pub thumbnail: Option<String>,
+}
+
+impl From<AttachmentPreview> for AttachmentPreviewDto {
+    fn from(preview: AttachmentPreview) -> Self {
+        AttachmentPreviewDto {
+            file_name: preview.name,
+            kind: attachment_kind_name(preview.kind).into(),
+            size_bytes: preview.size_bytes,
+            page_count: preview.page_count,
+            scanned_pages: preview.scanned_pages,
+            thumbnail: preview.thumbnail.as_deref().map(image_data_url),
+        }
+    }
+}
+
+fn attachment_kind_name(kind: AttachmentKind) -> &'static str {
+    match kind {
+        AttachmentKind::Image => "image",
+        AttachmentKind::Document => "document",
+        AttachmentKind::Text => "text",
+        AttachmentKind::Other => "other",
+    }
+}
+
 /// An attachment as its chip shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -580,13 +619,7 @@ impl From<AttachmentSummary> for AttachmentSummaryDto {
             file_name: attachment.original_name,
             mime: attachment.mime,
             size_bytes: attachment.size,
-            kind: match attachment.kind {
-                AttachmentKind::Image => "image",
-                AttachmentKind::Document => "document",
-                AttachmentKind::Text => "text",
-                AttachmentKind::Other => "other",
-            }
-            .into(),
+            kind: attachment_kind_name(attachment.kind).into(),
             page_count: summary.page_count,
             scanned_pages: summary.scanned_pages,
             has_thumbnail: attachment.thumbnail_sha256.is_some(),
@@ -778,6 +811,7 @@ pub fn typescript_bindings() -> String {
         ModelPinDto::decl(&config),
         AttachmentArgDto::decl(&config),
         AttachmentSummaryDto::decl(&config),
+        AttachmentPreviewDto::decl(&config),
         MessageViewDto::decl(&config),
         PagePreviewDto::decl(&config),
         ChatSettingsDto::decl(&config),

@@ -34,6 +34,7 @@ pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
             commands::continue_reply,
             commands::switch_branch,
             commands::get_conversation_view,
+            commands::preview_attachment,
             commands::get_attachment_thumbnail,
             commands::get_page_preview,
             commands::get_chat_settings,

@@ -484,6 +484,20 @@ fn unknown_attachments_have_no_thumbnail_or_preview() {
 }
 
 #[test]
+fn previews_refuse_what_cannot_be_attached_as_invalid_input() {
+    let (dir, _app, window) = app();
+    for path in [
+        String::new(),
+        dir.path().display().to_string(),
+        "https://example.test/picture.png".to_string(),
+    ] {
+        let error = invoke(&window, "preview_attachment", json!({ "path": path })).unwrap_err();
+        assert_eq!(error["kind"], "INVALID_INPUT", "{path:?}: {error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
+
+#[test]
 fn pasted_attachments_are_bounded_and_checked_before_anything_is_stored() {
     use crate::ipc::{AttachmentArgDto, MAX_PASTED_BYTES};
     use cria_core::AttachmentInput;

@@ -438,3 +438,137 @@ async fn a_cited_page_becomes_a_structured_citation_of_the_attached_document() {
             .is_err()
     );
 }
+
+/// Sends `attachments` and counts the `Preparing` events: the pages parsed for this send.
+async fn send_counting_parsed_pages(
+    cria: &Cria,
+    attachments: Vec<AttachmentInput>,
+) -> (TurnStarted, usize) {
+    let mut preparing = 0;
+    let request = TurnRequest {
+        conversation: None,
+        text: "What is in these?".into(),
+        attachments,
+        model: None,
+    };
+    let started = cria
+        .send(request, CancelToken::default(), |event| {
+            if let TurnEvent::Preparing(_) = event {
+                preparing += 1;
+            }
+        })
+        .await
+        .unwrap();
+    (started, preparing)
+}
+
+#[tokio::test]
+async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cria = Cria::open_with_engine(
+        AppPaths::in_dir(dir.path().join("data")),
+        Arc::new(ScriptedEngine::echo(Duration::ZERO)),
+    )
+    .unwrap()
+    .with_ingest_worker(env!("CARGO_BIN_EXE_cria-ingest-host"));
+    let report = fixtures::pdf_with_pages(&[
+        PageContent::Latin(&["Quarterly figures are up four percent."]),
+        PageContent::Scan,
+    ]);
+    let pdf = write(dir.path(), "report.pdf", &report);
+    let AttachmentInput::Path(pdf_path) = pdf.clone() else {
+        unreachable!()
+    };
+    let preview = cria.preview_attachment(pdf_path.clone()).await.unwrap();
+    assert_eq!(preview.name, "report.pdf");
+    assert_eq!(preview.kind, cria_core::AttachmentKind::Document);
+    assert_eq!((preview.page_count, preview.scanned_pages), (2, 1));
+    assert_eq!(preview.size_bytes, report.len() as u64);
+    let thumbnail = preview
+        .thumbnail
+        .expect("the scanned page gives a thumbnail");
+    assert!(thumbnail.starts_with(&[0xFF, 0xD8, 0xFF]), "a JPEG");
+
+    let picture = write(dir.path(), "screen.png", &screenshot_png());
+    let AttachmentInput::Path(picture_path) = picture.clone() else {
+        unreachable!()
+    };
+    let preview = cria.preview_attachment(picture_path).await.unwrap();
+    assert_eq!(preview.kind, cria_core::AttachmentKind::Image);
+    assert_eq!((preview.page_count, preview.scanned_pages), (1, 0));
+    assert!(preview.thumbnail.is_some());
+
+    // The send uses what the previews parsed: no page is parsed again.
+    let (started, parsed_pages) =
+        send_counting_parsed_pages(&cria, vec![pdf.clone(), picture]).await;
+    assert_eq!(parsed_pages, 0, "the previewed files were parsed again");
+    let view = cria
+        .conversation_view(started.conversation_id)
+        .await
+        .unwrap();
+    let stored: Vec<(&str, u32, u32)> = view[0]
+        .attachments
+        .iter()
+        .map(|a| {
+            (
+                a.attachment.original_name.as_str(),
+                a.page_count,
+                a.scanned_pages,
+            )
+        })
+        .collect();
+    assert_eq!(stored, [("report.pdf", 2, 1), ("screen.png", 1, 0)]);
+
+    // A send takes its file's parse: sending the file again parses it again.
+    let (_, parsed_pages) = send_counting_parsed_pages(&cria, vec![pdf.clone()]).await;
+    assert!(parsed_pages > 0);
+
+    // A file changed after its preview is parsed again, and what is stored is the new file.
+    cria.preview_attachment(pdf_path.clone()).await.unwrap();
+    let changed = fixtures::pdf_with_pages(&[
+        PageContent::Latin(&["Revised: quarterly figures are up six percent."]),
+        PageContent::Latin(&["Appendix."]),
+        PageContent::Latin(&["Contacts."]),
+    ]);
+    std::fs::write(&pdf_path, &changed).unwrap();
+    let (started, parsed_pages) = send_counting_parsed_pages(&cria, vec![pdf]).await;
+    assert!(parsed_pages > 0, "a changed file must be parsed again");
+    let view = cria
+        .conversation_view(started.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            view[0].attachments[0].page_count,
+            view[0].attachments[0].scanned_pages
+        ),
+        (3, 0)
+    );
+
+    // Files that cannot be attached are refused at the preview, with the send's reasons.
+    let folder = cria.preview_attachment(dir.path().to_path_buf()).await;
+    assert!(
+        matches!(&folder, Err(CoreError::Attachment { reason, .. }) if reason.contains("not a regular file")),
+        "{folder:?}"
+    );
+    let link = cria
+        .preview_attachment("https://example.test/picture.png".into())
+        .await;
+    assert!(
+        matches!(link, Err(CoreError::Attachment { .. })),
+        "{link:?}"
+    );
+    let bomb = write(
+        dir.path(),
+        "bomb.png",
+        &fixtures::png_raw(100_000, 100_000, &[], &fixtures::zlib(&[0u8; 64])),
+    );
+    let AttachmentInput::Path(bomb_path) = bomb else {
+        unreachable!()
+    };
+    let refused = cria.preview_attachment(bomb_path).await;
+    assert!(
+        matches!(&refused, Err(CoreError::Attachment { file, .. }) if file == "bomb.png"),
+        "{refused:?}"
+    );
+}

@@ -44,6 +44,10 @@ function setup(extra: Handler = () => undefined) {
         return { dataDir: '/data', exportsDir: '/data/exports' };
       case 'list_models':
         return [];
+      case 'preview_attachment': {
+        const fileName = String(args.path).split('/').pop() ?? '';
+        return { fileName, kind: 'document', sizeBytes: 10, pageCount: 1, scannedPages: 0, thumbnail: null };
+      }
       default:
         return null;
     }

@@ -2,8 +2,10 @@
 //! file costs that process, never the app), stored only when every file of the message parsed,
 //! so a bad file leaves nothing behind.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use cria_ingest::{DocumentKind, IngestClient, IngestOptions, IngestedDocument, PreparedImage};
 use cria_store::{
@@ -11,7 +13,7 @@ use cria_store::{
 };
 use serde::Serialize;
 
-use crate::{CoreError, Result};
+use crate::{CoreError, Cria, Result, blocking};
 
 /// Attachments one message may carry.
 pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
@@ -26,13 +28,16 @@ pub enum AttachmentInput {
 impl AttachmentInput {
     fn display_name(&self) -> String {
         match self {
-            AttachmentInput::Path(path) => path
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.display().to_string()),
+            AttachmentInput::Path(path) => path_display_name(path),
             AttachmentInput::Bytes { name, .. } => name.clone(),
         }
     }
+}
+
+fn path_display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// How far parsing the attachments has got (for a progress bar).
@@ -43,18 +48,218 @@ pub struct IngestProgress {
     pub total_pages: u32,
 }
 
+/// What a file holds, read when the user attaches it rather than when the message is sent: its
+/// chip shows the thumbnail, the pages and the scans at once, a file that cannot be attached
+/// (a folder, a link dragged from a browser, a password-protected PDF, a bomb) is refused while
+/// the user is still writing, and the send that follows does not read it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachmentPreview {
+    pub name: String,
+    pub kind: AttachmentKind,
+    pub size_bytes: u64,
+    /// Pages (1 for an image or a text file), as the sent attachment will count them.
+    pub page_count: u32,
+    /// Pages without a usable text layer, which go to the model as images.
+    pub scanned_pages: u32,
+    /// A JPEG re-encoded by the ingest worker (the window never loads the user's own bytes):
+    /// the picture, or the first scanned page.
+    pub thumbnail: Option<Vec<u8>>,
+}
+
+impl AttachmentPreview {
+    fn of(name: String, size_bytes: u64, document: &IngestedDocument) -> Self {
+        let kind = attachment_kind(document.kind);
+        // Counted as the stored attachment's summary counts them: a picture stores no pages,
+        // so it is one page and no scan (its pixels go to the model as the picture itself).
+        let (page_count, scanned_pages) = match kind {
+            AttachmentKind::Image => (1, 0),
+            _ => (
+                document.pages.len().max(1),
+                document
+                    .pages
+                    .iter()
+                    .filter(|page| !page.text_layer_usable)
+                    .count(),
+            ),
+        };
+        AttachmentPreview {
+            name,
+            kind,
+            size_bytes,
+            page_count: u32::try_from(page_count).unwrap_or(u32::MAX),
+            scanned_pages: u32::try_from(scanned_pages).unwrap_or(u32::MAX),
+            thumbnail: thumbnail_of(document).map(|thumbnail| thumbnail.bytes.clone()),
+        }
+    }
+}
+
+/// Files parsed by [`Cria::preview_attachment`], waiting for the message they were attached
+/// to. A send takes its file out (so the cache only holds what sits in the composer); the
+/// oldest go first past [`PARSED_FILES_KEPT`] files or [`PARSED_FILES_BYTES`].
+#[derive(Default)]
+pub(crate) struct ParsedFiles {
+    entries: Mutex<VecDeque<(FileKey, Arc<IngestedDocument>)>>,
+}
+
+/// Files kept: two messages' worth, for a user who drops files and then changes their mind.
+const PARSED_FILES_KEPT: usize = 2 * MAX_ATTACHMENTS_PER_MESSAGE;
+
+/// Memory the kept files may take (prepared images dominate: ~3 MB per picture or scan).
+const PARSED_FILES_BYTES: u64 = 128 * 1024 * 1024;
+
+/// A file as it was when it was parsed: a later change of size or modification time means
+/// the parse no longer describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileKey {
+    path: PathBuf,
+    size: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileKey {
+    fn of(canonical: &Path) -> Result<FileKey> {
+        let metadata = std::fs::metadata(canonical).map_err(|error| CoreError::Attachment {
+            file: canonical.display().to_string(),
+            reason: error.to_string(),
+        })?;
+        Ok(FileKey {
+            path: canonical.to_path_buf(),
+            size: metadata.len(),
+            modified: metadata.modified().ok(),
+        })
+    }
+}
+
+impl ParsedFiles {
+    fn entries(&self) -> std::sync::MutexGuard<'_, VecDeque<(FileKey, Arc<IngestedDocument>)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The parse of `key` when the file has not changed since; it stays for the next caller.
+    fn peek(&self, key: &FileKey) -> Option<Arc<IngestedDocument>> {
+        let entries = self.entries();
+        let (_, document) = entries.iter().find(|(kept, _)| kept == key)?;
+        Some(Arc::clone(document))
+    }
+
+    /// The parse of `key` when the file has not changed since, taken out of the cache. A parse
+    /// of an older version of the file is dropped.
+    fn take(&self, key: &FileKey) -> Option<Arc<IngestedDocument>> {
+        let mut entries = self.entries();
+        let position = entries.iter().position(|(kept, _)| kept.path == key.path)?;
+        let (kept, document) = entries.remove(position)?;
+        (kept == *key).then_some(document)
+    }
+
+    fn put(&self, key: FileKey, document: Arc<IngestedDocument>) {
+        let mut entries = self.entries();
+        entries.retain(|(kept, _)| kept.path != key.path);
+        entries.push_back((key, document));
+        let mut total: u64 = entries
+            .iter()
+            .map(|(_, kept)| approximate_bytes(kept))
+            .sum();
+        while entries.len() > PARSED_FILES_KEPT || (total > PARSED_FILES_BYTES && entries.len() > 1)
+        {
+            let Some((_, oldest)) = entries.pop_front() else {
+                break;
+            };
+            total -= approximate_bytes(&oldest);
+        }
+    }
+}
+
+/// Roughly what a parsed file holds in memory: its texts and its prepared pictures.
+fn approximate_bytes(document: &IngestedDocument) -> u64 {
+    let image_bytes =
+        |image: &PreparedImage| (image.rgb.len() + image.thumbnail.bytes.len()) as u64;
+    let pages: u64 = document
+        .pages
+        .iter()
+        .map(|page| page.text.len() as u64 + page.image.as_ref().map_or(0, image_bytes))
+        .sum();
+    let chunks: u64 = document
+        .chunks
+        .iter()
+        .map(|chunk| chunk.text.len() as u64)
+        .sum();
+    pages + chunks + document.image.as_ref().map_or(0, image_bytes)
+}
+
+impl Cria {
+    /// Parses a file the user has just attached (in the ingest worker, as a send would) and
+    /// says what it holds; the parse is kept for the send. Errors are the ones a send would
+    /// give for this file. At most two files are parsed at once, however many were dropped.
+    pub async fn preview_attachment(&self, path: PathBuf) -> Result<AttachmentPreview> {
+        let _slot = self
+            .preview_slots
+            .acquire()
+            .await
+            .map_err(|error| CoreError::Internal(error.to_string()))?;
+        let client = self.ingest_client()?;
+        let parsed_files = Arc::clone(&self.parsed_files);
+        blocking(move || {
+            let name = cria_store::clean_name(&path_display_name(&path));
+            let source = checked_file(&path)?;
+            let key = FileKey::of(&source)?;
+            let size = key.size;
+            let document = match parsed_files.peek(&key) {
+                Some(document) => document,
+                None => {
+                    let document = Arc::new(ingest(&client, &source, &name, &mut |_| {})?);
+                    parsed_files.put(key, Arc::clone(&document));
+                    document
+                }
+            };
+            Ok::<_, CoreError>(AttachmentPreview::of(name, size, &document))
+        })
+        .await
+    }
+}
+
 /// A parsed file waiting to be stored with its message.
 pub(crate) struct Parsed {
     source: PathBuf,
     /// Removed after storing (pasted bytes are written to a private temporary file).
     _temp: Option<tempfile::NamedTempFile>,
     name: String,
-    document: IngestedDocument,
+    document: Arc<IngestedDocument>,
 }
 
-/// Parses every attachment; the first failure names its file and nothing is kept.
+/// Parses `source` in the ingest worker; an error names the file.
+fn ingest(
+    client: &IngestClient,
+    source: &Path,
+    name: &str,
+    on_progress: &mut dyn FnMut(IngestProgress),
+) -> Result<IngestedDocument> {
+    client
+        .ingest_with(
+            source,
+            &IngestOptions::default(),
+            &cria_ingest::CancelFlag::new(),
+            &mut |progress| {
+                on_progress(IngestProgress {
+                    file_name: name.to_string(),
+                    done_pages: progress.done_pages,
+                    total_pages: progress.total_pages,
+                })
+            },
+        )
+        .map_err(|error| CoreError::Attachment {
+            file: name.to_string(),
+            reason: error.to_string(),
+        })
+}
+
+/// Parses every attachment; the first failure names its file and nothing is kept. A file
+/// already parsed for its chip ([`Cria::preview_attachment`]) and unchanged since is not read
+/// again.
 pub(crate) fn parse_all(
     client: &IngestClient,
+    parsed_files: &ParsedFiles,
     temp_dir: &Path,
     inputs: &[AttachmentInput],
     on_progress: &mut dyn FnMut(IngestProgress),
@@ -65,12 +270,23 @@ pub(crate) fn parse_all(
             inputs.len()
         )));
     }
-    let options = IngestOptions::default();
     let mut parsed = Vec::with_capacity(inputs.len());
     for input in inputs {
         let name = cria_store::clean_name(&input.display_name());
         let (source, temp) = match input {
-            AttachmentInput::Path(path) => (checked_file(path)?, None),
+            AttachmentInput::Path(path) => {
+                let source = checked_file(path)?;
+                if let Some(document) = parsed_files.take(&FileKey::of(&source)?) {
+                    parsed.push(Parsed {
+                        source,
+                        _temp: None,
+                        name,
+                        document,
+                    });
+                    continue;
+                }
+                (source, None)
+            }
             AttachmentInput::Bytes { bytes, .. } => {
                 let mut temp = tempfile::NamedTempFile::new_in(temp_dir).map_err(|error| {
                     CoreError::Internal(format!("cannot write a temporary file: {error}"))
@@ -81,23 +297,7 @@ pub(crate) fn parse_all(
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let document = client
-            .ingest_with(
-                &source,
-                &options,
-                &cria_ingest::CancelFlag::new(),
-                &mut |progress| {
-                    on_progress(IngestProgress {
-                        file_name: name.clone(),
-                        done_pages: progress.done_pages,
-                        total_pages: progress.total_pages,
-                    })
-                },
-            )
-            .map_err(|error| CoreError::Attachment {
-                file: name.clone(),
-                reason: error.to_string(),
-            })?;
+        let document = Arc::new(ingest(client, &source, &name, on_progress)?);
         parsed.push(Parsed {
             source,
             _temp: temp,
@@ -143,17 +343,7 @@ pub(crate) fn store_all(
         })?;
         let attachment = store.add_attachment(message, &meta, reader)?;
         let document = &file.document;
-        let thumbnail = document
-            .image
-            .as_ref()
-            .map(|image| &image.thumbnail)
-            .or_else(|| {
-                document
-                    .pages
-                    .iter()
-                    .find_map(|page| page.image.as_ref().map(|image| &image.thumbnail))
-            });
-        if let Some(thumbnail) = thumbnail {
+        if let Some(thumbnail) = thumbnail_of(document) {
             store.set_thumbnail(attachment.id, thumbnail.bytes.as_slice())?;
         }
         if let Some(image) = &document.image {
@@ -189,6 +379,20 @@ pub(crate) fn store_all(
         stored.push(attachment);
     }
     Ok(stored)
+}
+
+/// The picture's thumbnail, or the first rendered page's.
+fn thumbnail_of(document: &IngestedDocument) -> Option<&cria_ingest::Thumbnail> {
+    document
+        .image
+        .as_ref()
+        .map(|image| &image.thumbnail)
+        .or_else(|| {
+            document
+                .pages
+                .iter()
+                .find_map(|page| page.image.as_ref().map(|image| &image.thumbnail))
+        })
 }
 
 /// Stores the prepared pixels as a PNG (lossless: the encoder sees exactly what ingest made).

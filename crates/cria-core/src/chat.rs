@@ -321,11 +321,18 @@ impl Cria {
         }
         let client = self.ingest_client()?;
         let temp_dir = self.paths.data_dir().to_path_buf();
+        let parsed_files = Arc::clone(&self.parsed_files);
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let parsing = tokio::task::spawn_blocking(move || {
-            attach::parse_all(&client, &temp_dir, &inputs, &mut |progress| {
-                let _ = sender.send(progress);
-            })
+            attach::parse_all(
+                &client,
+                &parsed_files,
+                &temp_dir,
+                &inputs,
+                &mut |progress| {
+                    let _ = sender.send(progress);
+                },
+            )
         });
         while let Some(progress) = receiver.recv().await {
             on_event(TurnEvent::Preparing(progress));

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use cria_engine::{CancelToken, Engine, EngineHandle, ScriptedEngine, SupervisorOptions};
 use cria_store::Store;
 
-pub use attach::{AttachmentInput, IngestProgress, MAX_ATTACHMENTS_PER_MESSAGE};
+pub use attach::{AttachmentInput, AttachmentPreview, IngestProgress, MAX_ATTACHMENTS_PER_MESSAGE};
 pub use chat::{
     AUTO_TITLE_SETTING, CitationView, MIN_P_SETTING, SYSTEM_PROMPT_SETTING, TEMPERATURE_SETTING,
     TOP_P_SETTING, TurnEvent, TurnRequest, TurnStarted, TurnSummary,
@@ -97,6 +97,10 @@ pub struct Cria {
     running: Arc<Mutex<HashMap<MessageId, CancelToken>>>,
     /// The program run as the ingest worker; `None`: this executable.
     ingest_worker: Option<std::path::PathBuf>,
+    /// Attached files parsed ahead of their message ([`Cria::preview_attachment`]).
+    parsed_files: Arc<attach::ParsedFiles>,
+    /// Previews that may parse at once (each runs an ingest worker process).
+    preview_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Cria {
@@ -133,6 +137,8 @@ impl Cria {
             gpu_devices: Arc::default(),
             running: Arc::default(),
             ingest_worker: None,
+            parsed_files: Arc::default(),
+            preview_slots: Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
 

@@ -60,6 +60,20 @@ scannedPages: number,
  */
 hasThumbnail: boolean, };
 
+export type AttachmentPreviewDto = { fileName: string, 
+/**
+ * `image`, `document`, `text` or `other`.
+ */
+kind: string, sizeBytes: number, pageCount: number, 
+/**
+ * Pages without a usable text layer (sent to the model as images).
+ */
+scannedPages: number, 
+/**
+ * A `data:` URL of the thumbnail re-encoded by the backend, for pictures and scans.
+ */
+thumbnail: string | null, };
+
 export type MessageViewDto = { message: MessageDto, 
 /**
  * 0-based.

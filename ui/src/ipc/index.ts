@@ -5,6 +5,7 @@ import { getCurrentWebview } from '@tauri-apps/api/webview';
 import type {
   AppInfoDto,
   AttachmentArgDto,
+  AttachmentPreviewDto,
   ChatSettingsDto,
   CatalogEntryDto,
   ConversationDto,
@@ -111,6 +112,14 @@ export function switchBranch(messageId: number): Promise<void> {
 /** The visible branch with sibling positions, attachments, citations and notices. */
 export function getConversationView(conversationId: number): Promise<MessageViewDto[]> {
   return call('get_conversation_view', { conversationId });
+}
+
+/**
+ * Reads a dropped or picked file in the backend (kind, pages, scans, thumbnail) before it is
+ * sent; fails with the reason when the file cannot be attached.
+ */
+export function previewAttachment(path: string): Promise<AttachmentPreviewDto> {
+  return call('preview_attachment', { path });
 }
 
 /** A `data:` URL of the attachment's thumbnail (re-encoded by the backend), or null. */

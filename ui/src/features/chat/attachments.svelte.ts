@@ -1,7 +1,7 @@
 // Files waiting in the composer to go with the next message: paths the user dropped or typed
 // (the backend reads and checks them) and pasted images (sent as base64, bounded here and again
 // in the shell). Nothing here reads a file from disk: the webview cannot, and must not.
-import type { AttachmentArgDto } from '../../ipc';
+import { previewAttachment, type AttachmentArgDto, type AttachmentPreviewDto } from '../../ipc';
 
 /** Same bound as the shell's (`MAX_PASTED_BYTES`): larger files are attached by path. */
 export const MAX_PASTED_BYTES = 32 * 1024 * 1024;
@@ -13,22 +13,72 @@ export interface PendingAttachment {
   key: number;
   name: string;
   arg: AttachmentArgDto;
-  /** A `data:` URL of a pasted image, shown on its chip. */
+  /** A `data:` URL shown on its chip: a pasted image, or the backend's thumbnail of a file. */
   previewUrl: string | null;
+  /** What the backend read from a dropped or picked file: kind, pages, scans. */
+  preview: AttachmentPreviewDto | null;
+  /** The backend is still reading the file (a long PDF takes a while). */
+  reading: boolean;
 }
 
 let nextKey = 1;
 
 export class AttachmentTray {
   items = $state<PendingAttachment[]>([]);
-  /** Why the last file could not be added (too large, too many). */
+  /** Why the last file could not be added (too large, too many, cannot be read). */
   problem = $state<string | null>(null);
+  /** Files being read by the backend, by key. */
+  private reads = new Map<number, Promise<void>>();
+  /** Files refused after they were added (counted, so a send can tell one happened). */
+  private refusals = 0;
 
+  /** Whether the backend is still reading any of the files. */
+  get reading(): boolean {
+    return this.items.some((item) => item.reading);
+  }
+
+  /**
+   * Adds a dropped, picked or typed path. The backend reads the file at once: its chip then
+   * shows a thumbnail and the pages, and a file that cannot be attached (a folder, a link
+   * dragged from a browser, a damaged or locked document) is taken off with the reason.
+   */
   addPath(path: string): boolean {
     const trimmed = path.trim();
     if (trimmed === '') return false;
     if (this.items.some((item) => item.arg === trimmed)) return true;
-    return this.push({ key: nextKey++, name: fileName(trimmed), arg: trimmed, previewUrl: null });
+    const key = nextKey++;
+    const name = fileName(trimmed);
+    if (!this.push({ key, name, arg: trimmed, previewUrl: null, preview: null, reading: true })) return false;
+    const read = this.read(key, trimmed).finally(() => this.reads.delete(key));
+    this.reads.set(key, read);
+    return true;
+  }
+
+  /**
+   * Resolves when every file has been read. False when one was refused meanwhile: the user
+   * should see why before anything is sent.
+   */
+  async settled(): Promise<boolean> {
+    const refusalsBefore = this.refusals;
+    await Promise.all([...this.reads.values()]);
+    return this.refusals === refusalsBefore;
+  }
+
+  private async read(key: number, path: string): Promise<void> {
+    try {
+      const preview = await previewAttachment(path);
+      const item = this.items.find((candidate) => candidate.key === key);
+      if (!item) return;
+      item.preview = preview;
+      item.reading = false;
+      // Only the backend's own data: URLs are shown.
+      if (preview.thumbnail?.startsWith('data:image/')) item.previewUrl = preview.thumbnail;
+    } catch (error) {
+      if (!this.items.some((item) => item.key === key)) return;
+      this.items = this.items.filter((item) => item.key !== key);
+      this.refusals += 1;
+      this.problem = error instanceof Error ? error.message : String(error);
+    }
   }
 
   /** Adds a pasted file (a clipboard image); resolves to false when it was refused. */
@@ -41,7 +91,14 @@ export class AttachmentTray {
     const comma = dataUrl.indexOf(',');
     const bytesBase64 = comma >= 0 ? dataUrl.slice(comma + 1) : '';
     const isImage = /^data:image\/(png|jpeg|gif|webp|bmp);base64,/.test(dataUrl);
-    return this.push({ key: nextKey++, name, arg: { name, bytesBase64 }, previewUrl: isImage ? dataUrl : null });
+    return this.push({
+      key: nextKey++,
+      name,
+      arg: { name, bytesBase64 },
+      previewUrl: isImage ? dataUrl : null,
+      preview: null,
+      reading: false,
+    });
   }
 
   remove(key: number): void {

@@ -2,7 +2,7 @@
 // mocked IPC.
 import { cleanup, fireEvent, render, waitFor } from '@testing-library/svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { CitationDto, MessageDto, MessageViewDto } from '../../ipc';
+import type { AttachmentPreviewDto, CitationDto, MessageDto, MessageViewDto } from '../../ipc';
 import { clearMocks, emitTurnEvent, mockCommands } from '../../ipc/testing';
 import { markCitations } from '../markdown/render';
 import ChatView from './ChatView.svelte';
@@ -84,8 +84,34 @@ describe('citations', () => {
   });
 });
 
+/** What `preview_attachment` answers for a path: a picture, or a document of `pages` pages. */
+function previewOf(path: string, pages = 3, scanned = 0): AttachmentPreviewDto {
+  const fileName = path.split('/').pop() ?? path;
+  const picture = /\.(png|jpe?g)$/.test(fileName);
+  return {
+    fileName,
+    kind: picture ? 'image' : 'document',
+    sizeBytes: 1234,
+    pageCount: picture ? 1 : pages,
+    scannedPages: picture ? 0 : scanned,
+    thumbnail: picture || scanned > 0 ? 'data:image/jpeg;base64,/9j/2w==' : null,
+  };
+}
+
+/** A promise with its resolve and reject at hand, to hold a command's answer back. */
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  return { promise, resolve, reject };
+}
+
 describe('attachments', () => {
   it('show as chips in the composer, can be removed, and go with the message', async () => {
+    mockCommands((command, args) => (command === 'preview_attachment' ? previewOf(String(args.path)) : []));
     const tray = new AttachmentTray();
     tray.addPath('/home/me/Documents/report.pdf');
     tray.addPath('/home/me/Pictures/cat.png');
@@ -101,7 +127,8 @@ describe('attachments', () => {
   });
 
   it('a refused file shows the core message and keeps the text and the files', async () => {
-    mockCommands((command) => {
+    mockCommands((command, args) => {
+      if (command === 'preview_attachment') return previewOf(String(args.path));
       if (command === 'send_message') {
         throw { kind: 'INVALID_INPUT', message: 'broken.pdf: the PDF is damaged (no page tree). Save it again from its app.' };
       }
@@ -157,6 +184,7 @@ describe('attachments', () => {
         return { conversationId: 1, userMessageId: 10, replyMessageId: 11 };
       }
       if (command === 'get_conversation_view') return view;
+      if (command === 'preview_attachment') return previewOf(String(args.path), 12, 3);
       return [];
     });
     session = new ChatSession();
@@ -167,6 +195,83 @@ describe('attachments', () => {
     const rendered = render(ChatView, { messages: session.messages, streamingReplyId: null, extras: session.extras });
     expect(rendered.getByTestId('attachment-pages').textContent).toBe('12 pages · scanned pages: 3');
     expect(rendered.getByTestId('reply-notices').textContent).toContain('best excerpts');
+  });
+});
+
+describe('attached files read before sending', () => {
+  it('show "reading…", then their thumbnail and pages from the backend', async () => {
+    const answer = deferred<AttachmentPreviewDto>();
+    const asked: unknown[] = [];
+    mockCommands((command, args) => {
+      if (command !== 'preview_attachment') return [];
+      asked.push(args.path);
+      return answer.promise;
+    });
+    const tray = new AttachmentTray();
+    tray.addPath('/home/me/scan.pdf');
+    const view = render(Composer, { streaming: false, tray, onSend: vi.fn(async () => true), onStop: () => {} });
+    expect(asked).toEqual(['/home/me/scan.pdf']);
+    const chip = view.getByTestId('attachment-chip');
+    expect(view.getByTestId('attachment-reading').textContent).toBe('reading…');
+    expect(chip.getAttribute('aria-busy')).toBe('true');
+    expect(chip.querySelector('img')).toBeNull();
+    answer.resolve(previewOf('/home/me/scan.pdf', 12, 3));
+    await waitFor(() => expect(view.getByTestId('attachment-pages').textContent).toBe('12 pages · scanned pages: 3'));
+    expect(chip.querySelector('img')?.getAttribute('src')).toBe('data:image/jpeg;base64,/9j/2w==');
+    expect(view.queryByTestId('attachment-reading')).toBeNull();
+    expect(chip.getAttribute('aria-busy')).toBe('false');
+  });
+
+  it('a file the backend refuses leaves the tray at once, with the reason', async () => {
+    mockCommands((command, args) => {
+      if (command !== 'preview_attachment') return [];
+      if (String(args.path).startsWith('https:')) {
+        throw { kind: 'INVALID_INPUT', message: 'picture.png: No such file or directory (os error 2)' };
+      }
+      return previewOf(String(args.path));
+    });
+    const tray = new AttachmentTray();
+    const view = render(Composer, { streaming: false, tray, onSend: vi.fn(async () => true), onStop: () => {} });
+    tray.addPath('https://example.test/picture.png');
+    tray.addPath('/home/me/notes.pdf');
+    await waitFor(() => expect(view.getAllByTestId('attachment-chip')).toHaveLength(1));
+    expect(view.getByTestId('attachment-chip').textContent).toContain('notes.pdf');
+    expect(view.getByRole('alert').textContent).toBe('picture.png: No such file or directory (os error 2)');
+  });
+
+  it('a send waits for files still being read, and does not go when one is refused meanwhile', async () => {
+    const slow = deferred<AttachmentPreviewDto>();
+    const refused = deferred<AttachmentPreviewDto>();
+    mockCommands((command, args) => {
+      if (command !== 'preview_attachment') return [];
+      return String(args.path).endsWith('big.pdf') ? slow.promise : refused.promise;
+    });
+    const onSend = vi.fn(async () => true);
+    const tray = new AttachmentTray();
+    tray.addPath('/home/me/big.pdf');
+    const view = render(Composer, { streaming: false, tray, onSend, onStop: () => {} });
+    const input = view.getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement;
+    await fireEvent.input(input, { target: { value: 'summarise it' } });
+    await fireEvent.click(view.getByTestId('send'));
+    expect(onSend).not.toHaveBeenCalled();
+    expect((view.getByTestId('send') as HTMLButtonElement).disabled).toBe(true);
+    slow.resolve(previewOf('/home/me/big.pdf', 100));
+    await waitFor(() => expect(onSend).toHaveBeenCalledTimes(1));
+    expect(onSend).toHaveBeenCalledWith('summarise it', [
+      expect.objectContaining({ name: 'big.pdf', reading: false, preview: expect.objectContaining({ pageCount: 100 }) }),
+    ]);
+
+    // Second message: the file is refused while the send waits; nothing goes, the text stays.
+    tray.addPath('/home/me/locked.pdf');
+    await fireEvent.input(input, { target: { value: 'and this one?' } });
+    await fireEvent.click(view.getByTestId('send'));
+    refused.reject({ kind: 'INVALID_INPUT', message: 'locked.pdf: the PDF needs a password' });
+    await waitFor(() => expect(view.getByRole('alert').textContent).toBe('locked.pdf: the PDF needs a password'));
+    // Let the waiting send run on, as it would.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(onSend).toHaveBeenCalledTimes(1);
+    expect(input.value).toBe('and this one?');
+    expect(tray.items).toEqual([]);
   });
 });
 

@@ -110,14 +110,16 @@ export class ChatSession {
   async send(text: string, attachments: PendingAttachment[] = []): Promise<boolean> {
     const trimmed = text.trim();
     if ((trimmed === '' && attachments.length === 0) || this.isStreaming) return false;
+    // What the chips show until the stored view replaces them: what the backend read of each
+    // file before sending, when it did.
     const provisional: AttachmentSummaryDto[] = attachments.map((item, index) => ({
       id: -(index + 1),
       fileName: item.name,
       mime: '',
-      sizeBytes: 0,
-      kind: item.previewUrl ? 'image' : 'other',
-      pageCount: 0,
-      scannedPages: 0,
+      sizeBytes: item.preview?.sizeBytes ?? 0,
+      kind: item.preview?.kind ?? (item.previewUrl ? 'image' : 'other'),
+      pageCount: item.preview?.pageCount ?? 0,
+      scannedPages: item.preview?.scannedPages ?? 0,
       hasThumbnail: false,
     }));
     return this.runTurn(
