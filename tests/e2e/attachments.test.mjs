@@ -126,6 +126,11 @@ test('a PDF citation opens its page; regenerate, branch arrows and edit', async 
       await driver.click(await driver.find('[data-testid="attach-add"]'));
       const chip = await driver.waitFor('the chip', () => driver.textOf('[data-testid="attachment-chip"] .name'));
       assert.equal(chip, 'harvest-report.pdf');
+      // The backend reads the file as soon as it is attached: the chip counts its pages before sending.
+      const trayPages = await driver.waitFor('the page count on the chip before sending', () =>
+        driver.textOf('.composer-area [data-testid="attachment-pages"]'),
+      );
+      assert.equal(trayPages, '2 pages');
 
       await driver.type(await driver.find('[data-testid="composer-input"]'), 'What happened to the harvest?');
       await driver.click(await driver.find('[data-testid="send"]'));

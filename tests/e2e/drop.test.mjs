@@ -14,7 +14,8 @@
 // (CI=true) a missing tool fails it. On failure the display is saved as failure.png in the
 // test's temp folder, which is then kept (its path is printed as a test diagnostic).
 //
-// Screenshots: docs/screenshots/drop-hover.png (the window while a file is dragged over it) and
+// Screenshots: docs/screenshots/drop-hover.png (the window while a file is dragged over it),
+// drop-tray.png (the dropped picture's chip with its thumbnail, before sending) and
 // drop-reply.png (the sent picture and the vision-routed reply).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -221,6 +222,14 @@ test('a picture dropped from another window through XDND is attached and gets a 
     );
     assert.equal(chip, 'dropped-picture.png');
     await driver.waitFor('the drop hint to go', async () => (await driver.findAll('[data-testid="drop-hint"]')).length === 0);
+    // Before anything is sent, the backend has read the picture: its chip shows the re-encoded thumbnail.
+    const trayThumbnail = await driver.waitFor('the thumbnail on the chip before sending', () =>
+      driver.execute(`
+        const img = document.querySelector('.composer-area [data-testid="attachment-chip"] img.thumb');
+        return img && img.complete && img.naturalWidth > 0 ? img.getAttribute('src').slice(0, 15) : null;`),
+    );
+    assert.match(trayThumbnail, /^data:image\/jpeg/);
+    execFileSync('import', ['-window', 'root', join(screenshots, 'drop-tray.png')], { timeout: 15_000 });
 
     await driver.type(await driver.find('[data-testid="composer-input"]'), 'What is in this picture?');
     await driver.click(await driver.find('[data-testid="send"]'));
