@@ -275,6 +275,30 @@ describe('attached files read before sending', () => {
   });
 });
 
+describe('a just-sent picture', () => {
+  it('keeps the composer\'s thumbnail on its message while the reply streams', async () => {
+    let shownWhileStreaming: string | null | undefined;
+    let session: ChatSession;
+    mockCommands((command, args) => {
+      if (command === 'preview_attachment') return previewOf(String(args.path));
+      if (command === 'send_message') {
+        emitTurnEvent(args, { event: 'started', data: { conversationId: 1, userMessageId: 20, replyMessageId: 21 } });
+        const streaming = render(ChatView, { messages: session.messages, streamingReplyId: 21, extras: session.extras });
+        shownWhileStreaming = streaming.getByTestId('attachment-chip').querySelector('img')?.getAttribute('src');
+        emitTurnEvent(args, { event: 'finished', data: { status: 'complete', error: null } });
+        return { conversationId: 1, userMessageId: 20, replyMessageId: 21 };
+      }
+      return [];
+    });
+    session = new ChatSession();
+    const tray = new AttachmentTray();
+    tray.addPath('/home/me/cat.png');
+    await tray.settled();
+    expect(await session.send('', tray.items)).toBe(true);
+    expect(shownWhileStreaming).toBe('data:image/jpeg;base64,/9j/2w==');
+  });
+});
+
 describe('model loading', () => {
   it('says which model a reply waits for, and only while it loads', () => {
     const props = { streaming: true, tray: new AttachmentTray(), onSend: vi.fn(), onStop: vi.fn() };

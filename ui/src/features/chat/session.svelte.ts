@@ -24,12 +24,18 @@ import {
 } from '../../ipc';
 import type { PendingAttachment } from './attachments.svelte';
 
+/**
+ * An attachment beside its message. `previewUrl`: the picture the composer already had for a
+ * just-sent file, shown until the stored view (with the backend's own thumbnail) replaces it.
+ */
+export type ShownAttachment = AttachmentSummaryDto & { previewUrl?: string | null };
+
 /** What the view shows beside a message besides its text. */
 export interface MessageExtras {
   siblingIndex: number;
   siblingCount: number;
   notices: string[];
-  attachments: AttachmentSummaryDto[];
+  attachments: ShownAttachment[];
   citations: CitationDto[];
 }
 
@@ -112,7 +118,7 @@ export class ChatSession {
     if ((trimmed === '' && attachments.length === 0) || this.isStreaming) return false;
     // What the chips show until the stored view replaces them: what the backend read of each
     // file before sending, when it did.
-    const provisional: AttachmentSummaryDto[] = attachments.map((item, index) => ({
+    const provisional: ShownAttachment[] = attachments.map((item, index) => ({
       id: -(index + 1),
       fileName: item.name,
       mime: '',
@@ -121,6 +127,7 @@ export class ChatSession {
       pageCount: item.preview?.pageCount ?? 0,
       scannedPages: item.preview?.scannedPages ?? 0,
       hasThumbnail: false,
+      previewUrl: item.previewUrl,
     }));
     return this.runTurn(
       (onEvent) => sendMessage(this.activeConversationId, trimmed, attachments.map((item) => item.arg), onEvent),
