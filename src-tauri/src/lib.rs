@@ -83,9 +83,13 @@ pub fn run() {
         Err(error) => fail_to_start(&error),
     };
     tracing::info!(elapsed = ?launched.elapsed(), "start-up: data folder open");
+    let load_progress = cria.model_load_progress();
     let builder = configure(tauri::Builder::default(), cria)
-        .setup(move |_app| {
+        .setup(move |app| {
             tracing::info!(elapsed = ?launched.elapsed(), "start-up: window created");
+            if let Some(progress) = load_progress {
+                forward_model_load_progress(app.handle().clone(), progress);
+            }
             Ok(())
         })
         .on_page_load(move |_webview, payload| {
@@ -96,6 +100,25 @@ pub fn run() {
     if let Err(error) = builder.run(tauri::generate_context!()) {
         fail_to_start(&error);
     }
+}
+
+/// The event the window follows model loads by: the fraction of the weights read, or null
+/// when no load runs. Every load sends it (chosen in the models panel, started by a reply,
+/// reloading after a crash), so the window needs no per-command channel for it.
+pub const MODEL_LOAD_PROGRESS_EVENT: &str = "model-load-progress";
+
+fn forward_model_load_progress<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    mut progress: tokio::sync::watch::Receiver<Option<f32>>,
+) {
+    tauri::async_runtime::spawn(async move {
+        while progress.changed().await.is_ok() {
+            let fraction = *progress.borrow_and_update();
+            if let Err(error) = tauri::Emitter::emit(&app, MODEL_LOAD_PROGRESS_EVENT, fraction) {
+                tracing::warn!(%error, "cannot tell the window how the model load goes");
+            }
+        }
+    });
 }
 
 fn fail_to_start(error: &dyn std::fmt::Display) -> ! {

@@ -575,3 +575,24 @@ fn the_catalog_lists_entries_with_a_verdict_and_cancelling_nothing_says_so() {
     let cancelled = invoke(&window, "cancel_download", json!({ "id": "not-running" })).unwrap();
     assert_eq!(cancelled, json!(false));
 }
+
+#[test]
+fn model_load_progress_reaches_the_window_as_a_fraction_then_null() {
+    use tauri::Listener;
+    let (_dir, app, _window) = app();
+    let (sender, receiver) = std::sync::mpsc::channel::<String>();
+    app.listen(crate::MODEL_LOAD_PROGRESS_EVENT, move |event| {
+        let _ = sender.send(event.payload().to_string());
+    });
+    let (progress, follower) = tokio::sync::watch::channel(None);
+    crate::forward_model_load_progress(app.handle().clone(), follower);
+    let next = || {
+        receiver
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the event arrives")
+    };
+    progress.send_replace(Some(0.25));
+    assert_eq!(next(), "0.25");
+    progress.send_replace(None);
+    assert_eq!(next(), "null");
+}

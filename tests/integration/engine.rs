@@ -154,6 +154,48 @@ async fn llama4_generates_through_the_real_llama4_path_deterministically() {
 }
 
 #[tokio::test]
+async fn a_model_load_reports_its_progress_and_then_that_no_load_runs() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let fixture = llama4_fixture();
+    let engine = handle(false);
+    let mut progress = engine.load_progress();
+    assert_eq!(*progress.borrow_and_update(), None, "no load yet");
+    let collector = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while progress.changed().await.is_ok() {
+            let value = *progress.borrow_and_update();
+            seen.push(value);
+            if seen.len() > 1 && value.is_none() {
+                break;
+            }
+        }
+        seen
+    });
+    engine
+        .load(load_options(&fixture.model, None, 2048))
+        .await
+        .expect("load the tiny llama4");
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), collector)
+        .await
+        .expect("the load's end is reported")
+        .unwrap();
+    assert_eq!(seen.last(), Some(&None), "{seen:?}");
+    let fractions: Vec<f32> = seen.iter().flatten().copied().collect();
+    assert!(
+        fractions.iter().any(|fraction| *fraction > 0.0),
+        "the worker reported progress: {seen:?}"
+    );
+    assert!(
+        fractions.windows(2).all(|pair| pair[0] <= pair[1])
+            && fractions
+                .iter()
+                .all(|fraction| (0.0..=1.0).contains(fraction)),
+        "{fractions:?}"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_rendered_llama4_prompt_matches_the_snapshot() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let fixture = llama4_fixture();

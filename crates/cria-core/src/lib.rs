@@ -158,6 +158,12 @@ impl Cria {
         }
     }
 
+    /// Follows model loads (the fraction of the weights read while one runs, `None` when none
+    /// does), whatever started them; `None` for test engines, which load nothing.
+    pub fn model_load_progress(&self) -> Option<tokio::sync::watch::Receiver<Option<f32>>> {
+        self.engine_handle.as_ref().map(EngineHandle::load_progress)
+    }
+
     /// Asks the reply `reply` to stop. Returns false when it is not being generated (any more).
     pub fn stop_reply(&self, reply: MessageId) -> bool {
         let running = self

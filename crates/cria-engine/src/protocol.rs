@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Bumped whenever a message changes shape.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 4] = b"CRIA";
 const MAX_JSON_BYTES: u32 = 64 << 20;
@@ -53,16 +53,35 @@ pub(crate) enum WorkerRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum WorkerEvent {
-    Ready { protocol_version: u32, pid: u32 },
+    Ready {
+        protocol_version: u32,
+        pid: u32,
+    },
+    /// How far reading the weights of a `Load` has got (0.0 to 1.0, in whole percents),
+    /// before its `Loaded` or `Error`.
+    LoadProgress {
+        fraction: f32,
+    },
     Loaded(ModelInfo),
     Unloaded,
-    Status { loaded: Option<ModelInfo> },
-    Devices { devices: Vec<DeviceInfo> },
-    PrefillProgress { done: u32, total: u32 },
-    Token { text: String },
+    Status {
+        loaded: Option<ModelInfo>,
+    },
+    Devices {
+        devices: Vec<DeviceInfo>,
+    },
+    PrefillProgress {
+        done: u32,
+        total: u32,
+    },
+    Token {
+        text: String,
+    },
     Done(GenerateOutcome),
     BenchResult(BenchResult),
-    Rendered { prompt: String },
+    Rendered {
+        prompt: String,
+    },
     Error(EngineError),
 }
 

@@ -71,6 +71,9 @@ pub struct EngineHandle {
     options: Arc<SupervisorOptions>,
     state: Arc<Mutex<State>>,
     test_abort: Arc<AtomicBool>,
+    /// How far the model being loaded is (`None`: no load running), for every load: chosen
+    /// by the user, started by a reply, or reloading after a crash.
+    load_progress: Arc<tokio::sync::watch::Sender<Option<f32>>>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -113,7 +116,14 @@ impl EngineHandle {
             options: Arc::new(options),
             state: Arc::new(Mutex::new(State::default())),
             test_abort: Arc::new(AtomicBool::new(false)),
+            load_progress: Arc::new(tokio::sync::watch::Sender::new(None)),
         }
+    }
+
+    /// Follows model loads: `Some(fraction)` of the weights read while one runs, `None`
+    /// otherwise.
+    pub fn load_progress(&self) -> tokio::sync::watch::Receiver<Option<f32>> {
+        self.load_progress.subscribe()
     }
 
     /// Validates the model (and projector) files, then loads them in the worker, replacing
@@ -224,12 +234,20 @@ impl EngineHandle {
         self.load_in_worker(state, options).await
     }
 
-    /// Asks the running worker to load a model.
+    /// Asks the running worker to load a model, passing its progress on.
     async fn load_in_worker(&self, state: &mut State, options: &LoadOptions) -> Result<ModelInfo> {
-        match self
-            .round_trip(state, WorkerRequest::Load(options.clone()))
-            .await?
-        {
+        self.load_progress.send_replace(Some(0.0));
+        let answer = self
+            .round_trip_with(state, WorkerRequest::Load(options.clone()), |event| {
+                let WorkerEvent::LoadProgress { fraction } = event else {
+                    return false;
+                };
+                self.load_progress.send_replace(Some(*fraction));
+                true
+            })
+            .await;
+        self.load_progress.send_replace(None);
+        match answer? {
             WorkerEvent::Loaded(info) => Ok(info),
             other => Err(unexpected(&other)),
         }
@@ -280,7 +298,11 @@ impl EngineHandle {
         let drained = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 match read_event(worker).await {
-                    Ok(Some(WorkerEvent::Token { .. } | WorkerEvent::PrefillProgress { .. })) => {}
+                    Ok(Some(
+                        WorkerEvent::Token { .. }
+                        | WorkerEvent::PrefillProgress { .. }
+                        | WorkerEvent::LoadProgress { .. },
+                    )) => {}
                     Ok(Some(_)) => return true,
                     Ok(None) | Err(_) => return false,
                 }
@@ -384,6 +406,17 @@ impl EngineHandle {
     /// Sends a request and waits for its single answer; a worker that dies meanwhile is
     /// turned into a classified error.
     async fn round_trip(&self, state: &mut State, request: WorkerRequest) -> Result<WorkerEvent> {
+        self.round_trip_with(state, request, |_| false).await
+    }
+
+    /// [`Self::round_trip`] for a request with interim events before its answer: `interim`
+    /// takes each event first and returns whether it was one.
+    async fn round_trip_with(
+        &self,
+        state: &mut State,
+        request: WorkerRequest,
+        mut interim: impl FnMut(&WorkerEvent) -> bool,
+    ) -> Result<WorkerEvent> {
         let worker = state
             .worker
             .as_mut()
@@ -393,7 +426,12 @@ impl EngineHandle {
         });
         let sent = send(worker, &Frame::of(&request, Vec::new())).await;
         let event = match sent {
-            Ok(()) => read_event(worker).await,
+            Ok(()) => loop {
+                match read_event(worker).await {
+                    Ok(Some(event)) if interim(&event) => continue,
+                    other => break other,
+                }
+            },
             Err(_) => Ok(None),
         };
         state.abandoned = None;

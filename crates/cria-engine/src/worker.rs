@@ -259,6 +259,30 @@ struct EventWriter {
     stdout: io::Stdout,
 }
 
+/// llama.cpp's load progress callback: reports each whole percent to the supervisor (it is
+/// called once per tensor, thousands of times for a large model). Frames cannot interleave
+/// with others: every frame is written under the stdout lock, and nothing else is sent
+/// while a load runs.
+fn load_progress_reporter() -> impl FnMut(f32) -> bool + 'static {
+    let mut out = EventWriter {
+        stdout: io::stdout(),
+    };
+    let mut reported = -1i32;
+    move |fraction| {
+        let percent = (fraction.clamp(0.0, 1.0) * 100.0).floor() as i32;
+        if percent > reported {
+            reported = percent;
+            if let Err(error) = out.send(&WorkerEvent::LoadProgress {
+                fraction: percent as f32 / 100.0,
+            }) {
+                tracing::error!("cannot write to the supervisor: {error}");
+            }
+        }
+        // Keep loading: a load is cancelled by replacing or unloading the model afterwards.
+        true
+    }
+}
+
 impl EventWriter {
     fn send(&mut self, event: &WorkerEvent) -> io::Result<()> {
         let mut stdout = self.stdout.lock();
@@ -550,7 +574,9 @@ impl<'a> WorkerEngine<'a> {
         let wanted_layers = options.gpu_layers.unwrap_or(if has_gpu { 999 } else { 0 });
         let mut fallback_reason = None;
         if wanted_layers > 0 && has_gpu {
-            let params = LlamaModelParams::default().with_n_gpu_layers(wanted_layers);
+            let params = LlamaModelParams::default()
+                .with_n_gpu_layers(wanted_layers)
+                .with_progress_callback(load_progress_reporter());
             self.offload.reset();
             match LlamaModel::load_from_file(self.backend, &options.model_path, &params) {
                 Ok(model) => {
@@ -585,6 +611,7 @@ impl<'a> WorkerEngine<'a> {
         // lavapipe: with the device listed, 0 layers gave the Vulkan output, not the CPU's.
         let params = LlamaModelParams::default()
             .with_n_gpu_layers(0)
+            .with_progress_callback(load_progress_reporter())
             .with_devices(&[])
             .map_err(|error| load_error(format!("cannot select the CPU alone: {error}")))?;
         self.offload.reset();

@@ -1,6 +1,7 @@
 // The UI's one door to the Rust side. Only this folder imports `@tauri-apps/api`, so every
 // component can be tested with mocked IPC and the UI can run in a plain browser for design work.
 import { Channel, invoke } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
 import type {
   AppInfoDto,
@@ -249,6 +250,18 @@ export async function onFileDrag(onEvent: (event: FileDragEvent) => void): Promi
     if (payload.type === 'enter') onEvent({ type: 'hover', paths: payload.paths });
     else if (payload.type === 'drop') onEvent({ type: 'drop', paths: payload.paths });
     else if (payload.type === 'leave') onEvent({ type: 'leave' });
+  });
+}
+
+/**
+ * Follows model loads, whatever started them (the models panel, a reply, a restart after a
+ * crash): `fraction` of the weights read, or null when no load runs. Returns a function that
+ * stops listening.
+ */
+export function onModelLoadProgress(handler: (fraction: number | null) => void): Promise<() => void> {
+  return listen<number | null>('model-load-progress', (event) => {
+    const fraction = event.payload;
+    handler(typeof fraction === 'number' && fraction >= 0 && fraction <= 1 ? fraction : null);
   });
 }
 

@@ -308,6 +308,13 @@ describe('model loading', () => {
     const answering = render(Composer, { ...props, loadingModel: null });
     expect(answering.queryByTestId('model-loading')).toBeNull();
   });
+
+  it('shows how far the load is when the engine says', () => {
+    const props = { streaming: true, tray: new AttachmentTray(), onSend: vi.fn(), onStop: vi.fn() };
+    const view = render(Composer, { ...props, loadingModel: 'Llama-4-Scout-Q4_K_M', loadFraction: 0.42 });
+    expect(view.getByTestId('model-loading').textContent).toContain('Loading Llama-4-Scout-Q4_K_M: 42%…');
+    expect((view.getByRole('progressbar', { name: 'Model loading' }) as HTMLProgressElement).value).toBeCloseTo(0.42);
+  });
 });
 
 describe('branches and edits', () => {

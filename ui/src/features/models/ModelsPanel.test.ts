@@ -1,7 +1,7 @@
 import { cleanup, fireEvent, render, within } from '@testing-library/svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CatalogEntryDto, EngineSettingsDto, LoadedModelDto, ModelSummaryDto } from '../../ipc';
-import { clearMocks, emitDownloadEvent, mockCommands } from '../../ipc/testing';
+import { clearMocks, emitBackendEvent, emitDownloadEvent, mockCommands } from '../../ipc/testing';
 import { formatBytes, formatEta } from './catalog.svelte';
 import { ModelLibrary } from './library.svelte';
 import ModelsPanel from './ModelsPanel.svelte';
@@ -325,6 +325,39 @@ describe('engine settings', () => {
     await fireEvent.input(view.getByTestId('engine-context'), { target: { value: '1048576' } });
     await fireEvent.click(view.getByTestId('engine-apply'));
     await waitFor(() => expect(view.getByRole('alert').textContent).toBe('the context does not fit in memory'));
+  });
+});
+
+describe('model load progress', () => {
+  it('follows the backend\'s load events, whatever started the load', async () => {
+    mockCommands(() => null, { events: true });
+    const library = new ModelLibrary();
+    const stop = await library.followLoads();
+    const emit = emitBackendEvent;
+    await emit('model-load-progress', 0.42);
+    await waitFor(() => expect(library.loadFraction).toBe(0.42));
+    // Something that is not a fraction is no progress.
+    await emit('model-load-progress', 7);
+    await waitFor(() => expect(library.loadFraction).toBeNull());
+    await emit('model-load-progress', 0.9);
+    await waitFor(() => expect(library.loadFraction).toBe(0.9));
+    await emit('model-load-progress', null);
+    await waitFor(() => expect(library.loadFraction).toBeNull());
+    stop();
+    await emit('model-load-progress', 0.1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(library.loadFraction).toBeNull();
+  });
+
+  it('the panel shows the percentage while a chosen model loads', () => {
+    mockCommands(() => []);
+    const library = new ModelLibrary();
+    library.busy = 'Loading Llama 4 Scout…';
+    library.loadFraction = 0.37;
+    const view = render(ModelsPanel, { library, onClose: () => {} });
+    expect(view.getByTestId('model-load-percent').textContent).toBe('37%');
+    const bar = within(view.getByTestId('models-busy')).getByLabelText('Loading Llama 4 Scout…') as HTMLProgressElement;
+    expect(bar.value).toBeCloseTo(0.37);
   });
 });
 

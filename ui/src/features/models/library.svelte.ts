@@ -5,6 +5,7 @@ import {
   getLoadedModel,
   importModel,
   listModels,
+  onModelLoadProgress,
   removeModel,
   selectModel,
   type LoadedModelDto,
@@ -18,6 +19,8 @@ export class ModelLibrary {
   /** What is happening now ("Loading …"), for a progress line. */
   busy = $state<string | null>(null);
   notice = $state<string | null>(null);
+  /** How far the model being loaded is (0 to 1), whatever started the load; null: none runs. */
+  loadFraction = $state<number | null>(null);
   /** The downloadable catalog; a finished download shows up in `models`. */
   readonly catalog = new ModelCatalog(async () => {
     this.models = await listModels();
@@ -25,6 +28,13 @@ export class ModelLibrary {
 
   get active(): ModelSummaryDto | undefined {
     return this.models.find((model) => model.active);
+  }
+
+  /** Starts following model loads; resolves to a function that stops. */
+  followLoads(): Promise<() => void> {
+    return onModelLoadProgress((fraction) => {
+      this.loadFraction = fraction;
+    });
   }
 
   async refresh(): Promise<void> {
