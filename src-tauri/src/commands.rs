@@ -14,7 +14,8 @@ use crate::error::{ErrorKind, IpcError, IpcResult};
 use crate::ipc::{
     AppInfoDto, AttachmentArgDto, AttachmentPreviewDto, ChatSettingsDto, ConversationDto,
     ExportFormatDto, LoadedModelDto, MessageDto, MessageViewDto, ModelPinDto, ModelSummaryDto,
-    PagePreviewDto, SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto, image_data_url,
+    PagePreviewDto, ReadingProgressDto, SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto,
+    image_data_url,
 };
 use crate::ipc::{CatalogEntryDto, DeviceDto, DownloadEventDto, EngineSettingsDto};
 
@@ -143,18 +144,27 @@ pub async fn get_conversation_view(
 }
 
 /// Reads a file the user has just dropped or picked (in the ingest worker) for its chip: kind,
-/// pages, scans, thumbnail. An error refuses the file before the message is sent; the parse is
-/// kept for the send.
+/// pages, scans, thumbnail; `on_progress` hears how far a long document is. An error refuses
+/// the file before the message is sent; the parse is kept for the send.
 #[tauri::command]
 pub async fn preview_attachment(
     cria: State<'_, Cria>,
     path: String,
+    on_progress: Channel<ReadingProgressDto>,
 ) -> IpcResult<AttachmentPreviewDto> {
     let AttachmentInput::Path(path) = AttachmentInput::try_from(AttachmentArgDto::Path(path))?
     else {
         unreachable!("a path argument becomes a path input")
     };
-    Ok(cria.preview_attachment(path).await?.into())
+    let preview = cria
+        .preview_attachment(path, |progress| {
+            let _ = on_progress.send(ReadingProgressDto {
+                done_pages: progress.done_pages,
+                total_pages: progress.total_pages,
+            });
+        })
+        .await?;
+    Ok(preview.into())
 }
 
 /// An attachment's thumbnail as a `data:` URL (re-encoded by the backend), if it has one.

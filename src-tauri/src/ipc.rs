@@ -594,6 +594,14 @@ fn attachment_kind_name(kind: AttachmentKind) -> &'static str {
     }
 }
 
+/// How far reading an attached file has got (`preview_attachment`'s progress channel).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingProgressDto {
+    pub done_pages: u32,
+    pub total_pages: u32,
+}
+
 /// An attachment as its chip shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -812,6 +820,7 @@ pub fn typescript_bindings() -> String {
         AttachmentArgDto::decl(&config),
         AttachmentSummaryDto::decl(&config),
         AttachmentPreviewDto::decl(&config),
+        ReadingProgressDto::decl(&config),
         MessageViewDto::decl(&config),
         PagePreviewDto::decl(&config),
         ChatSettingsDto::decl(&config),

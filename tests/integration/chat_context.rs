@@ -479,7 +479,18 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     let AttachmentInput::Path(pdf_path) = pdf.clone() else {
         unreachable!()
     };
-    let preview = cria.preview_attachment(pdf_path.clone()).await.unwrap();
+    let mut progress = Vec::new();
+    let preview = cria
+        .preview_attachment(pdf_path.clone(), |event| {
+            progress.push((event.file_name, event.done_pages, event.total_pages))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        progress.last(),
+        Some(&("report.pdf".to_string(), 2, 2)),
+        "{progress:?}"
+    );
     assert_eq!(preview.name, "report.pdf");
     assert_eq!(preview.kind, cria_core::AttachmentKind::Document);
     assert_eq!((preview.page_count, preview.scanned_pages), (2, 1));
@@ -493,7 +504,7 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     let AttachmentInput::Path(picture_path) = picture.clone() else {
         unreachable!()
     };
-    let preview = cria.preview_attachment(picture_path).await.unwrap();
+    let preview = cria.preview_attachment(picture_path, |_| {}).await.unwrap();
     assert_eq!(preview.kind, cria_core::AttachmentKind::Image);
     assert_eq!((preview.page_count, preview.scanned_pages), (1, 0));
     assert!(preview.thumbnail.is_some());
@@ -524,7 +535,9 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     assert!(parsed_pages > 0);
 
     // A file changed after its preview is parsed again, and what is stored is the new file.
-    cria.preview_attachment(pdf_path.clone()).await.unwrap();
+    cria.preview_attachment(pdf_path.clone(), |_| {})
+        .await
+        .unwrap();
     let changed = fixtures::pdf_with_pages(&[
         PageContent::Latin(&["Revised: quarterly figures are up six percent."]),
         PageContent::Latin(&["Appendix."]),
@@ -546,13 +559,15 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     );
 
     // Files that cannot be attached are refused at the preview, with the send's reasons.
-    let folder = cria.preview_attachment(dir.path().to_path_buf()).await;
+    let folder = cria
+        .preview_attachment(dir.path().to_path_buf(), |_| {})
+        .await;
     assert!(
         matches!(&folder, Err(CoreError::Attachment { reason, .. }) if reason.contains("not a regular file")),
         "{folder:?}"
     );
     let link = cria
-        .preview_attachment("https://example.test/picture.png".into())
+        .preview_attachment("https://example.test/picture.png".into(), |_| {})
         .await;
     assert!(
         matches!(link, Err(CoreError::Attachment { .. })),
@@ -566,7 +581,7 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     let AttachmentInput::Path(bomb_path) = bomb else {
         unreachable!()
     };
-    let refused = cria.preview_attachment(bomb_path).await;
+    let refused = cria.preview_attachment(bomb_path, |_| {}).await;
     assert!(
         matches!(&refused, Err(CoreError::Attachment { file, .. }) if file == "bomb.png"),
         "{refused:?}"

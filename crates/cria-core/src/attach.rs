@@ -190,9 +190,14 @@ fn approximate_bytes(document: &IngestedDocument) -> u64 {
 
 impl Cria {
     /// Parses a file the user has just attached (in the ingest worker, as a send would) and
-    /// says what it holds; the parse is kept for the send. Errors are the ones a send would
-    /// give for this file. At most two files are parsed at once, however many were dropped.
-    pub async fn preview_attachment(&self, path: PathBuf) -> Result<AttachmentPreview> {
+    /// says what it holds; the parse is kept for the send. `on_progress` hears how far a long
+    /// document is. Errors are the ones a send would give for this file. At most two files
+    /// are parsed at once, however many were dropped.
+    pub async fn preview_attachment(
+        &self,
+        path: PathBuf,
+        mut on_progress: impl FnMut(IngestProgress) + Send,
+    ) -> Result<AttachmentPreview> {
         let _slot = self
             .preview_slots
             .acquire()
@@ -200,7 +205,8 @@ impl Cria {
             .map_err(|error| CoreError::Internal(error.to_string()))?;
         let client = self.ingest_client()?;
         let parsed_files = Arc::clone(&self.parsed_files);
-        blocking(move || {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let parsing = blocking(move || {
             let name = cria_store::clean_name(&path_display_name(&path));
             let source = checked_file(&path)?;
             let key = FileKey::of(&source)?;
@@ -208,14 +214,27 @@ impl Cria {
             let document = match parsed_files.peek(&key) {
                 Some(document) => document,
                 None => {
-                    let document = Arc::new(ingest(&client, &source, &name, &mut |_| {})?);
+                    let document = Arc::new(ingest(&client, &source, &name, &mut |progress| {
+                        let _ = sender.send(progress);
+                    })?);
                     parsed_files.put(key, Arc::clone(&document));
                     document
                 }
             };
             Ok::<_, CoreError>(AttachmentPreview::of(name, size, &document))
-        })
-        .await
+        });
+        tokio::pin!(parsing);
+        loop {
+            tokio::select! {
+                // Progress first: every page reported reaches the caller before the answer.
+                biased;
+                progress = receiver.recv() => match progress {
+                    Some(progress) => on_progress(progress),
+                    None => return parsing.await,
+                },
+                result = &mut parsing => return result,
+            }
+        }
     }
 }
 

@@ -74,6 +74,8 @@ scannedPages: number,
  */
 thumbnail: string | null, };
 
+export type ReadingProgressDto = { donePages: number, totalPages: number, };
+
 export type MessageViewDto = { message: MessageDto, 
 /**
  * 0-based.

@@ -22,6 +22,7 @@ import type {
   ModelPinDto,
   ModelSummaryDto,
   PagePreviewDto,
+  ReadingProgressDto,
   SearchHitDto,
   ThemeDto,
   TurnEventDto,
@@ -117,10 +118,16 @@ export function getConversationView(conversationId: number): Promise<MessageView
 
 /**
  * Reads a dropped or picked file in the backend (kind, pages, scans, thumbnail) before it is
- * sent; fails with the reason when the file cannot be attached.
+ * sent, reporting the pages of a long document as they are read; fails with the reason when
+ * the file cannot be attached.
  */
-export function previewAttachment(path: string): Promise<AttachmentPreviewDto> {
-  return call('preview_attachment', { path });
+export function previewAttachment(
+  path: string,
+  onProgress: (progress: ReadingProgressDto) => void = () => {},
+): Promise<AttachmentPreviewDto> {
+  const channel = new Channel<ReadingProgressDto>();
+  channel.onmessage = onProgress;
+  return call('preview_attachment', { path, onProgress: channel });
 }
 
 /** A `data:` URL of the attachment's thumbnail (re-encoded by the backend), or null. */

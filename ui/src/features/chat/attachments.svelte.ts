@@ -1,7 +1,12 @@
 // Files waiting in the composer to go with the next message: paths the user dropped or typed
 // (the backend reads and checks them) and pasted images (sent as base64, bounded here and again
 // in the shell). Nothing here reads a file from disk: the webview cannot, and must not.
-import { previewAttachment, type AttachmentArgDto, type AttachmentPreviewDto } from '../../ipc';
+import {
+  previewAttachment,
+  type AttachmentArgDto,
+  type AttachmentPreviewDto,
+  type ReadingProgressDto,
+} from '../../ipc';
 
 /** Same bound as the shell's (`MAX_PASTED_BYTES`): larger files are attached by path. */
 export const MAX_PASTED_BYTES = 32 * 1024 * 1024;
@@ -19,6 +24,8 @@ export interface PendingAttachment {
   preview: AttachmentPreviewDto | null;
   /** The backend is still reading the file (a long PDF takes a while). */
   reading: boolean;
+  /** How far that reading is, for documents with pages. */
+  progress: ReadingProgressDto | null;
 }
 
 let nextKey = 1;
@@ -48,7 +55,9 @@ export class AttachmentTray {
     if (this.items.some((item) => item.arg === trimmed)) return true;
     const key = nextKey++;
     const name = fileName(trimmed);
-    if (!this.push({ key, name, arg: trimmed, previewUrl: null, preview: null, reading: true })) return false;
+    if (!this.push({ key, name, arg: trimmed, previewUrl: null, preview: null, reading: true, progress: null })) {
+      return false;
+    }
     const read = this.read(key, trimmed).finally(() => this.reads.delete(key));
     this.reads.set(key, read);
     return true;
@@ -66,7 +75,10 @@ export class AttachmentTray {
 
   private async read(key: number, path: string): Promise<void> {
     try {
-      const preview = await previewAttachment(path);
+      const preview = await previewAttachment(path, (progress) => {
+        const item = this.items.find((candidate) => candidate.key === key);
+        if (item) item.progress = progress;
+      });
       const item = this.items.find((candidate) => candidate.key === key);
       if (!item) return;
       item.preview = preview;
@@ -98,6 +110,7 @@ export class AttachmentTray {
       previewUrl: isImage ? dataUrl : null,
       preview: null,
       reading: false,
+      progress: null,
     });
   }
 

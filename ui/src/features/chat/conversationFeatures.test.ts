@@ -202,9 +202,11 @@ describe('attached files read before sending', () => {
   it('show "reading…", then their thumbnail and pages from the backend', async () => {
     const answer = deferred<AttachmentPreviewDto>();
     const asked: unknown[] = [];
+    let progress: ((update: { donePages: number; totalPages: number }) => void) | undefined;
     mockCommands((command, args) => {
       if (command !== 'preview_attachment') return [];
       asked.push(args.path);
+      progress = (update) => (args.onProgress as { onmessage: (value: unknown) => void }).onmessage(update);
       return answer.promise;
     });
     const tray = new AttachmentTray();
@@ -215,6 +217,8 @@ describe('attached files read before sending', () => {
     expect(view.getByTestId('attachment-reading').textContent).toBe('reading…');
     expect(chip.getAttribute('aria-busy')).toBe('true');
     expect(chip.querySelector('img')).toBeNull();
+    progress?.({ donePages: 4, totalPages: 12 });
+    await waitFor(() => expect(view.getByTestId('attachment-reading').textContent).toBe('reading: page 5 of 12…'));
     answer.resolve(previewOf('/home/me/scan.pdf', 12, 3));
     await waitFor(() => expect(view.getByTestId('attachment-pages').textContent).toBe('12 pages · scanned pages: 3'));
     expect(chip.querySelector('img')?.getAttribute('src')).toBe('data:image/jpeg;base64,/9j/2w==');
