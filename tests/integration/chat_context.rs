@@ -570,8 +570,15 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
         .preview_attachment("https://example.test/picture.png".into(), |_| {})
         .await;
     assert!(
-        matches!(link, Err(CoreError::Attachment { .. })),
+        matches!(&link, Err(CoreError::Attachment { reason, .. }) if reason.contains("web link")),
         "{link:?}"
+    );
+    let missing = cria
+        .preview_attachment(dir.path().join("gone.pdf"), |_| {})
+        .await;
+    assert!(
+        matches!(&missing, Err(CoreError::Attachment { reason, .. }) if !reason.contains("web link")),
+        "{missing:?}"
     );
     let bomb = write(
         dir.path(),

@@ -333,12 +333,31 @@ fn checked_file(path: &Path) -> Result<PathBuf> {
         file: path.display().to_string(),
         reason,
     };
-    let canonical = std::fs::canonicalize(path).map_err(|error| not_usable(error.to_string()))?;
+    let canonical = std::fs::canonicalize(path).map_err(|error| {
+        // A link dragged from a browser arrives as a "path" such as "https:/host/picture.png".
+        let text = path.to_string_lossy();
+        if error.kind() == std::io::ErrorKind::NotFound && looks_like_a_link(&text) {
+            not_usable(
+                "it is a web link, not a file on this computer. Save it from the browser, then \
+                 attach the saved file."
+                    .into(),
+            )
+        } else {
+            not_usable(error.to_string())
+        }
+    })?;
     let metadata = std::fs::metadata(&canonical).map_err(|error| not_usable(error.to_string()))?;
     if !metadata.is_file() {
         return Err(not_usable("it is not a regular file (a folder?)".into()));
     }
     Ok(canonical)
+}
+
+fn looks_like_a_link(text: &str) -> bool {
+    let lower = text.trim_start().to_ascii_lowercase();
+    ["http:", "https:", "ftp:", "data:", "blob:"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
 }
 
 /// Stores the parsed files as attachments of `message`: the original bytes, a thumbnail, the
