@@ -325,6 +325,7 @@ async fn a_follow_up_prefills_only_its_new_tokens_and_reuses_the_image() {
     let (_, first) = run(&engine, greedy(vec![question.clone()], 6)).await;
     let first = first.expect("first turn");
     assert_eq!(first.images_encoded, 1);
+    assert_eq!(first.images_prepared, 1);
     assert_eq!(first.reused_tokens, 0);
     assert_eq!(first.prefilled_tokens, first.prompt_tokens);
 
@@ -341,6 +342,10 @@ async fn a_follow_up_prefills_only_its_new_tokens_and_reuses_the_image() {
     let second = second.expect("second turn");
     assert_eq!(second.images_encoded, 0, "the image was encoded again");
     assert_eq!(
+        second.images_prepared, 0,
+        "the cached image was prepared (resized, normalised) again"
+    );
+    assert_eq!(
         second.reused_tokens, first.prompt_tokens,
         "the whole first prompt is reused: {first:?} then {second:?}"
     );
@@ -355,7 +360,37 @@ async fn a_follow_up_prefills_only_its_new_tokens_and_reuses_the_image() {
     let again = again.expect("repeat");
     assert_eq!(again.prefilled_tokens, 1, "{again:?}");
     assert_eq!(again.images_encoded, 0);
+
+    // A prompt that differs before the image cannot reuse it: prepared and encoded again,
+    // and the answer is what a fresh engine gives.
+    let mut changed = user("What is this, please?");
+    changed.images.push(picture(120, 80, 3));
+    let request = greedy(
+        vec![
+            user("Hi"),
+            ChatMessage::text(ChatRole::Assistant, "Hello."),
+            changed,
+        ],
+        6,
+    );
+    let (changed_text, changed_outcome) = run(&engine, request.clone()).await;
+    let changed_outcome = changed_outcome.expect("changed prompt");
+    assert_eq!(
+        (
+            changed_outcome.images_prepared,
+            changed_outcome.images_encoded
+        ),
+        (1, 1)
+    );
+    let fresh = handle(false);
+    fresh
+        .load(load_options(&fixture.model, Some(&fixture.mmproj), 4096))
+        .await
+        .expect("load");
+    let (fresh_text, _) = run(&fresh, request).await;
+    assert_eq!(changed_text, fresh_text);
     engine.shutdown().await;
+    fresh.shutdown().await;
 }
 
 #[tokio::test]

@@ -319,6 +319,10 @@ pub struct GenerateOutcome {
     /// Images run through the vision encoder for this request (cached ones do not count).
     #[serde(default)]
     pub images_encoded: u32,
+    /// Images prepared for the encoder (mtmd's resize and normalisation) for this request;
+    /// images whose embeddings the cache already holds are not.
+    #[serde(default)]
+    pub images_prepared: u32,
     /// Time from the request reaching the worker to the first generated token.
     #[serde(default)]
     pub time_to_first_token_ms: f64,
@@ -340,6 +344,7 @@ impl GenerateOutcome {
             reused_tokens: 0,
             prefilled_tokens: 0,
             images_encoded: 0,
+            images_prepared: 0,
             time_to_first_token_ms: 0.0,
             prefill_tokens_per_second: 0.0,
             generation_tokens_per_second: 0.0,

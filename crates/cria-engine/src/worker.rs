@@ -370,7 +370,12 @@ enum PromptUnit {
     Token(LlamaToken),
     Image {
         key: CacheUnit,
-        chunks: MtmdInputChunks,
+        /// `None` for an image that sits in the cached prefix: preparing it (mtmd's resize
+        /// and normalisation) is skipped, since the cache already holds its embeddings. If the
+        /// cache cannot be kept after all, it is prepared when prefill reaches it.
+        chunks: Option<MtmdInputChunks>,
+        /// The image's index among the request's images.
+        image_index: usize,
     },
 }
 
@@ -793,6 +798,18 @@ impl<'a> WorkerEngine<'a> {
         loaded.cached.truncate(common);
 
         let mut outcome = GenerateOutcome::simple(FinishReason::Stop, 0);
+        outcome.images_prepared = units
+            .iter()
+            .filter(|unit| {
+                matches!(
+                    unit,
+                    PromptUnit::Image {
+                        chunks: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count() as u32;
         outcome.prompt_tokens = prompt_positions;
         outcome.reused_tokens = reused;
         let to_prefill = prompt_positions - reused;
@@ -800,6 +817,7 @@ impl<'a> WorkerEngine<'a> {
         if !self.prefill(
             loaded,
             id,
+            &request,
             &units[common..],
             reused,
             to_prefill,
@@ -834,6 +852,7 @@ impl<'a> WorkerEngine<'a> {
         &mut self,
         loaded: &mut Loaded<'_>,
         id: u64,
+        request: &GenerateRequest,
         units: &[PromptUnit],
         mut n_past: u32,
         total: u32,
@@ -848,8 +867,36 @@ impl<'a> WorkerEngine<'a> {
                 return Ok(false);
             }
             match &units[index] {
-                PromptUnit::Image { key, chunks } => {
+                PromptUnit::Image {
+                    key,
+                    chunks,
+                    image_index,
+                } => {
                     let is_last = index + 1 == units.len();
+                    // An image expected from the cache whose cache could not be kept.
+                    let prepared_now = match chunks {
+                        Some(_) => None,
+                        None => {
+                            let image = request.images().nth(*image_index).ok_or_else(|| {
+                                EngineError::Decode("an image of the prompt is missing".into())
+                            })?;
+                            let PromptUnit::Image { chunks, .. } = encode_image_unit(
+                                loaded,
+                                *image_index,
+                                image,
+                                mtmd_default_marker(),
+                            )?
+                            else {
+                                unreachable!("an image unit")
+                            };
+                            outcome.images_prepared += 1;
+                            chunks
+                        }
+                    };
+                    let chunks = chunks
+                        .as_ref()
+                        .or(prepared_now.as_ref())
+                        .expect("prepared above");
                     let mtmd = loaded.mtmd.as_mut().ok_or(EngineError::NoVisionProjector)?;
                     let new_past = chunks
                         .eval_chunks(
@@ -1139,16 +1186,38 @@ fn tokenize_prompt(
     };
     // Templates usually write BOS themselves; adding another would double it.
     let add_bos = vocab.should_add_bos() && (bos_text.is_empty() || !prompt.starts_with(&bos_text));
-    let mut units = Vec::new();
+    let mut units: Vec<PromptUnit> = Vec::new();
     let mut images = request.images().enumerate();
     let mut segment_start = 0;
     let mut stats = TokenizeStats::default();
+    // Whether every unit so far matches the cache, so the next one may be reused from it
+    // (checked incrementally: units before `checked_units` were compared already).
+    let mut on_cached_prefix = true;
+    let mut checked_units = 0;
     for (segment_index, segment) in prompt.split(marker).enumerate() {
         if segment_index > 0 {
             let (index, image) = images.next().ok_or_else(|| {
                 EngineError::Decode("the template produced more image slots than images".into())
             })?;
-            units.push(encode_image_unit(loaded, index, image, marker)?);
+            on_cached_prefix = on_cached_prefix
+                && units
+                    .iter()
+                    .zip(&loaded.cached)
+                    .skip(checked_units)
+                    .all(|(unit, cached)| unit.key() == *cached);
+            checked_units = units.len();
+            match loaded.cached.get(units.len()) {
+                Some(cached @ CacheUnit::Image { content_hash, .. })
+                    if on_cached_prefix && *content_hash == image.content_hash =>
+                {
+                    units.push(PromptUnit::Image {
+                        key: cached.clone(),
+                        chunks: None,
+                        image_index: index,
+                    });
+                }
+                _ => units.push(encode_image_unit(loaded, index, image, marker)?),
+            }
             segment_start += marker.len();
         }
         let add_special = segment_index == 0 && add_bos;
@@ -1227,7 +1296,8 @@ fn encode_image_unit(
             content_hash: image.content_hash.clone(),
             positions: positions as u32,
         },
-        chunks,
+        chunks: Some(chunks),
+        image_index: index,
     })
 }
 
