@@ -215,7 +215,13 @@ try {
     for (const kind of Object.keys(results)) {
       const dataDir = kind.startsWith('empty') ? mkdtempSync(join(tmpdir(), 'cria-bench-empty-')) : populated.dataDir;
       try {
-        const result = kind.endsWith('plain') ? await plainLaunch(dataDir) : await launch(dataDir);
+        const once = () => (kind.endsWith('plain') ? plainLaunch(dataDir) : launch(dataDir));
+        // WebKitWebDriver now and then never answers a new session right after another
+        // launch on this machine; one retry keeps a run of launches going (and is reported).
+        const result = await once().catch((error) => {
+          console.log(`${kind} #${i + 1}: launch failed (${error.message}); retrying once`);
+          return once();
+        });
         results[kind].push(result);
         console.log(`${kind} #${i + 1}: ${describe(result)}`);
       } finally {
