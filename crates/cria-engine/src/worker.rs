@@ -812,7 +812,6 @@ impl<'a> WorkerEngine<'a> {
             .count() as u32;
         outcome.prompt_tokens = prompt_positions;
         outcome.reused_tokens = reused;
-        let to_prefill = prompt_positions - reused;
         let prefill_started = Instant::now();
         if !self.prefill(
             loaded,
@@ -820,7 +819,6 @@ impl<'a> WorkerEngine<'a> {
             &request,
             &units[common..],
             reused,
-            to_prefill,
             &mut outcome,
         )? {
             outcome.finish_reason = FinishReason::Cancelled;
@@ -855,9 +853,9 @@ impl<'a> WorkerEngine<'a> {
         request: &GenerateRequest,
         units: &[PromptUnit],
         mut n_past: u32,
-        total: u32,
         outcome: &mut GenerateOutcome,
     ) -> Result<bool, EngineError> {
+        let total: u32 = units.iter().map(|unit| unit.key().positions()).sum();
         let mut done = 0u32;
         let mut slice_len = FIRST_PREFILL_SLICE;
         let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
