@@ -25,6 +25,13 @@ fn open_real(data: &Path) -> (Cria, EngineHandle) {
     (cria, handle)
 }
 
+/// Cria on a data folder in `dir` with a scripted engine and the real ingest worker.
+fn open_scripted(dir: &Path, engine: ScriptedEngine) -> Cria {
+    Cria::open_with_engine(AppPaths::in_dir(dir.join("data")), Arc::new(engine))
+        .unwrap()
+        .with_ingest_worker(env!("CARGO_BIN_EXE_cria-ingest-host"))
+}
+
 struct Turn {
     started: TurnStarted,
     streamed: String,
@@ -235,12 +242,7 @@ fn redact_replies(rendered: &str, shown: &[cria_engine::ChatMessage]) -> String 
 #[tokio::test]
 async fn a_bad_attachment_fails_the_send_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cria = Cria::open_with_engine(
-        AppPaths::in_dir(dir.path().join("data")),
-        Arc::new(ScriptedEngine::echo(Duration::ZERO)),
-    )
-    .unwrap()
-    .with_ingest_worker(env!("CARGO_BIN_EXE_cria-ingest-host"));
+    let cria = open_scripted(dir.path(), ScriptedEngine::echo(Duration::ZERO));
     let good = write(dir.path(), "notes.txt", b"Meeting notes: ship on Friday.");
     let bomb = write(
         dir.path(),
@@ -378,12 +380,7 @@ async fn a_fact_on_page_17_of_a_long_pdf_is_retrieved_and_cited() {
 async fn a_cited_page_becomes_a_structured_citation_of_the_attached_document() {
     let dir = tempfile::tempdir().unwrap();
     let reply = "The launch code is VIOLET-4721 [p. 17]. Maintenance is routine (pp. 2-3).";
-    let cria = Cria::open_with_engine(
-        AppPaths::in_dir(dir.path().join("data")),
-        Arc::new(ScriptedEngine::fixed(reply, Duration::ZERO)),
-    )
-    .unwrap()
-    .with_ingest_worker(env!("CARGO_BIN_EXE_cria-ingest-host"));
+    let cria = open_scripted(dir.path(), ScriptedEngine::fixed(reply, Duration::ZERO));
     let lines: Vec<String> = (0..60)
         .map(|n| format!("Line {n}: routine maintenance notes for the pumps and valves."))
         .collect();
@@ -465,12 +462,7 @@ async fn send_counting_parsed_pages(
 #[tokio::test]
 async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let cria = Cria::open_with_engine(
-        AppPaths::in_dir(dir.path().join("data")),
-        Arc::new(ScriptedEngine::echo(Duration::ZERO)),
-    )
-    .unwrap()
-    .with_ingest_worker(env!("CARGO_BIN_EXE_cria-ingest-host"));
+    let cria = open_scripted(dir.path(), ScriptedEngine::echo(Duration::ZERO));
     let report = fixtures::pdf_with_pages(&[
         PageContent::Latin(&["Quarterly figures are up four percent."]),
         PageContent::Scan,

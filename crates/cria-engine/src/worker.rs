@@ -813,14 +813,7 @@ impl<'a> WorkerEngine<'a> {
         outcome.prompt_tokens = prompt_positions;
         outcome.reused_tokens = reused;
         let prefill_started = Instant::now();
-        if !self.prefill(
-            loaded,
-            id,
-            &request,
-            &units[common..],
-            reused,
-            &mut outcome,
-        )? {
+        if !self.prefill(loaded, id, &request, &units[common..], reused, &mut outcome)? {
             outcome.finish_reason = FinishReason::Cancelled;
             outcome.time_to_first_token_ms = started.elapsed().as_secs_f64() * 1000.0;
             return Ok(outcome);
