@@ -22,7 +22,7 @@
 //!   to a race (see [`read_page_texts`]). Pages, texts and warnings do not depend on how many.
 
 use crate::DocumentKind;
-use crate::images::{hex_sha256, prepare_rgb};
+use crate::images::prepare_rgb;
 use crate::{IngestError, IngestOptions, IngestedDocument, Page, Progress, Result};
 use hayro::hayro_syntax::{LoadPdfError, Pdf};
 use std::collections::BTreeMap;
@@ -658,13 +658,12 @@ pub(crate) fn render_page(
     );
     let (width, height) = (u32::from(pixmap.width()), u32::from(pixmap.height()));
     // The background is opaque white, so premultiplied RGBA equals straight RGBA here.
-    let rgb: Vec<u8> = pixmap
-        .data_as_u8_slice()
-        .chunks_exact(4)
-        .flat_map(|pixel| [pixel[0], pixel[1], pixel[2]])
-        .collect();
-    let sha = hex_sha256(&rgb);
-    prepare_rgb(width, height, rgb, sha, options)
+    let rgba = pixmap.data_as_u8_slice();
+    let mut rgb = Vec::with_capacity(rgba.len() / 4 * 3);
+    for pixel in rgba.chunks_exact(4) {
+        rgb.extend_from_slice(&pixel[..3]);
+    }
+    prepare_rgb(width, height, rgb, None, options)
 }
 
 #[cfg(test)]
