@@ -13,6 +13,7 @@ pub const COMMANDS: &[&str] = &[
     "switch_branch",
     "get_conversation_view",
     "preview_attachment",
+    "cancel_attachment_preview",
     "get_attachment_thumbnail",
     "get_page_preview",
     "get_chat_settings",

@@ -3,7 +3,7 @@
 
 use cria_core::{
     AttachmentId, AttachmentInput, ConversationId, CoreError, Cria, EXPORTS_DIR, MessageId,
-    TurnEvent, TurnRequest, checked_external_url,
+    PreviewCancel, TurnEvent, TurnRequest, checked_external_url,
 };
 use cria_core::{DownloadCancel, DownloadEvent, ModelsError};
 use cria_engine::CancelToken;
@@ -146,18 +146,28 @@ pub async fn get_conversation_view(
 /// Reads a file the user has just dropped or picked (in the ingest worker) for its chip: kind,
 /// pages, scans, thumbnail; `on_progress` hears how far a long document is. An error refuses
 /// the file before the message is sent; the parse is kept for the send.
+/// `preview_id` (chosen by the window, unique among its previews) lets
+/// `cancel_attachment_preview` stop it.
 #[tauri::command]
 pub async fn preview_attachment(
     cria: State<'_, Cria>,
+    previews: State<'_, Previews>,
     path: String,
+    preview_id: u64,
     on_progress: Channel<ReadingProgressDto>,
 ) -> IpcResult<AttachmentPreviewDto> {
     let AttachmentInput::Path(path) = AttachmentInput::try_from(AttachmentArgDto::Path(path))?
     else {
         unreachable!("a path argument becomes a path input")
     };
+    let cancel = PreviewCancel::new();
+    previews.lock().insert(preview_id, cancel.clone());
+    let _running = RunningPreview {
+        previews: &previews,
+        id: preview_id,
+    };
     let preview = cria
-        .preview_attachment(path, |progress| {
+        .preview_attachment(path, cancel, |progress| {
             let _ = on_progress.send(ReadingProgressDto {
                 done_pages: progress.done_pages,
                 total_pages: progress.total_pages,
@@ -165,6 +175,46 @@ pub async fn preview_attachment(
         })
         .await?;
     Ok(preview.into())
+}
+
+/// Stops the preview `preview_id` (the user took the file off before it was read); false when
+/// it is not running (any more).
+#[tauri::command]
+pub fn cancel_attachment_preview(previews: State<'_, Previews>, preview_id: u64) -> bool {
+    match previews.lock().get(&preview_id) {
+        Some(cancel) => {
+            cancel.cancel();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Previews running now, by the window's id for each, so a removed file's can be stopped.
+#[derive(Default)]
+pub struct Previews {
+    running: std::sync::Mutex<std::collections::HashMap<u64, PreviewCancel>>,
+}
+
+impl Previews {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, PreviewCancel>> {
+        // The map holds plain flags: a panic elsewhere cannot leave it half-updated.
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Takes a preview's entry out of the map however `preview_attachment` ends.
+struct RunningPreview<'a> {
+    previews: &'a Previews,
+    id: u64,
+}
+
+impl Drop for RunningPreview<'_> {
+    fn drop(&mut self) {
+        self.previews.lock().remove(&self.id);
+    }
 }
 
 /// An attachment's thumbnail as a `data:` URL (re-encoded by the backend), if it has one.

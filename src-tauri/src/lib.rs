@@ -24,6 +24,7 @@ pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
     builder
         .manage(cria)
         .manage(commands::Downloads::default())
+        .manage(commands::Previews::default())
         .invoke_handler(tauri::generate_handler![
             commands::list_conversations,
             commands::get_conversation_messages,
@@ -35,6 +36,7 @@ pub fn configure<R: Runtime>(builder: Builder<R>, cria: Cria) -> Builder<R> {
             commands::switch_branch,
             commands::get_conversation_view,
             commands::preview_attachment,
+            commands::cancel_attachment_preview,
             commands::get_attachment_thumbnail,
             commands::get_page_preview,
             commands::get_chat_settings,

@@ -491,11 +491,20 @@ fn previews_refuse_what_cannot_be_attached_as_invalid_input() {
         dir.path().display().to_string(),
         "https://example.test/picture.png".to_string(),
     ] {
-        let args = json!({ "path": path, "onProgress": "__CHANNEL__:7" });
+        let args = json!({ "path": path, "previewId": 3, "onProgress": "__CHANNEL__:7" });
         let error = invoke(&window, "preview_attachment", args).unwrap_err();
         assert_eq!(error["kind"], "INVALID_INPUT", "{path:?}: {error}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+    // Finished previews leave nothing behind to cancel.
+    assert_eq!(
+        invoke(
+            &window,
+            "cancel_attachment_preview",
+            json!({ "previewId": 3 })
+        ),
+        Ok(json!(false))
+    );
 }
 
 #[test]

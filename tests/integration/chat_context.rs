@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cria_core::{
-    AppPaths, AttachmentInput, CoreError, Cria, MessageStatus, TurnEvent, TurnRequest, TurnStarted,
-    TurnSummary,
+    AppPaths, AttachmentInput, CoreError, Cria, MessageStatus, PreviewCancel, TurnEvent,
+    TurnRequest, TurnStarted, TurnSummary,
 };
 use cria_engine::{CancelToken, EngineHandle, ScriptedEngine, SupervisorOptions};
 
@@ -473,7 +473,7 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     };
     let mut progress = Vec::new();
     let preview = cria
-        .preview_attachment(pdf_path.clone(), |event| {
+        .preview_attachment(pdf_path.clone(), PreviewCancel::new(), |event| {
             progress.push((event.file_name, event.done_pages, event.total_pages))
         })
         .await
@@ -496,7 +496,10 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     let AttachmentInput::Path(picture_path) = picture.clone() else {
         unreachable!()
     };
-    let preview = cria.preview_attachment(picture_path, |_| {}).await.unwrap();
+    let preview = cria
+        .preview_attachment(picture_path, PreviewCancel::new(), |_| {})
+        .await
+        .unwrap();
     assert_eq!(preview.kind, cria_core::AttachmentKind::Image);
     assert_eq!((preview.page_count, preview.scanned_pages), (1, 0));
     assert!(preview.thumbnail.is_some());
@@ -527,7 +530,7 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     assert!(parsed_pages > 0);
 
     // A file changed after its preview is parsed again, and what is stored is the new file.
-    cria.preview_attachment(pdf_path.clone(), |_| {})
+    cria.preview_attachment(pdf_path.clone(), PreviewCancel::new(), |_| {})
         .await
         .unwrap();
     let changed = fixtures::pdf_with_pages(&[
@@ -552,21 +555,25 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
 
     // Files that cannot be attached are refused at the preview, with the send's reasons.
     let folder = cria
-        .preview_attachment(dir.path().to_path_buf(), |_| {})
+        .preview_attachment(dir.path().to_path_buf(), PreviewCancel::new(), |_| {})
         .await;
     assert!(
         matches!(&folder, Err(CoreError::Attachment { reason, .. }) if reason.contains("not a regular file")),
         "{folder:?}"
     );
     let link = cria
-        .preview_attachment("https://example.test/picture.png".into(), |_| {})
+        .preview_attachment(
+            "https://example.test/picture.png".into(),
+            PreviewCancel::new(),
+            |_| {},
+        )
         .await;
     assert!(
         matches!(&link, Err(CoreError::Attachment { reason, .. }) if reason.contains("web link")),
         "{link:?}"
     );
     let missing = cria
-        .preview_attachment(dir.path().join("gone.pdf"), |_| {})
+        .preview_attachment(dir.path().join("gone.pdf"), PreviewCancel::new(), |_| {})
         .await;
     assert!(
         matches!(&missing, Err(CoreError::Attachment { reason, .. }) if !reason.contains("web link")),
@@ -580,9 +587,59 @@ async fn an_attached_file_is_read_once_for_its_chip_and_again_only_when_it_chang
     let AttachmentInput::Path(bomb_path) = bomb else {
         unreachable!()
     };
-    let refused = cria.preview_attachment(bomb_path, |_| {}).await;
+    let refused = cria
+        .preview_attachment(bomb_path, PreviewCancel::new(), |_| {})
+        .await;
     assert!(
         matches!(&refused, Err(CoreError::Attachment { file, .. }) if file == "bomb.png"),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_cancelled_preview_stops_its_worker_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cria = open_scripted(dir.path(), ScriptedEngine::echo(Duration::ZERO));
+    let lines: Vec<String> = (0..40)
+        .map(|n| format!("Line {n} of a long report about pumps and valves."))
+        .collect();
+    let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let pages: Vec<PageContent<'_>> = (0..300).map(|_| PageContent::Latin(&line_refs)).collect();
+    let long = write(dir.path(), "long.pdf", &fixtures::pdf_with_pages(&pages));
+    let AttachmentInput::Path(long_path) = long.clone() else {
+        unreachable!()
+    };
+
+    // Taken off before its turn came: refused at once, nothing parsed.
+    let cancel = PreviewCancel::new();
+    cancel.cancel();
+    let mut heard = 0;
+    let early = cria
+        .preview_attachment(long_path.clone(), cancel, |_| heard += 1)
+        .await;
+    assert!(
+        matches!(&early, Err(CoreError::Attachment { reason, .. }) if reason.contains("cancelled")),
+        "{early:?}"
+    );
+    assert_eq!(heard, 0);
+
+    // Taken off while its pages are read: the worker is stopped well before the end.
+    let cancel = PreviewCancel::new();
+    let trigger = cancel.clone();
+    let mut most_pages = 0;
+    let stopped = cria
+        .preview_attachment(long_path.clone(), cancel, |progress| {
+            most_pages = most_pages.max(progress.done_pages);
+            trigger.cancel();
+        })
+        .await;
+    assert!(stopped.is_err(), "{stopped:?}");
+    assert!(
+        (1..300).contains(&most_pages),
+        "read {most_pages} of 300 pages"
+    );
+
+    // Nothing of it was kept: the send parses the file itself.
+    let (_, parsed_pages) = send_counting_parsed_pages(&cria, vec![long]).await;
+    assert!(parsed_pages > 0);
 }

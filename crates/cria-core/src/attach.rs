@@ -192,17 +192,35 @@ impl Cria {
     /// Parses a file the user has just attached (in the ingest worker, as a send would) and
     /// says what it holds; the parse is kept for the send. `on_progress` hears how far a long
     /// document is. Errors are the ones a send would give for this file. At most two files
-    /// are parsed at once, however many were dropped.
+    /// are parsed at once, however many were dropped; `cancel` (the user took the file off
+    /// again) frees the slot at once, stopping the worker if it is parsing.
     pub async fn preview_attachment(
         &self,
         path: PathBuf,
+        cancel: cria_ingest::CancelFlag,
         mut on_progress: impl FnMut(IngestProgress) + Send,
     ) -> Result<AttachmentPreview> {
-        let _slot = self
-            .preview_slots
-            .acquire()
+        let file_name = path_display_name(&path);
+        let cancelled = || CoreError::Attachment {
+            file: file_name.clone(),
+            reason: "reading it was cancelled".into(),
+        };
+        let _slot = loop {
+            // The flag is polled: a cancelled preview must not wait for a slot behind others.
+            match tokio::time::timeout(
+                std::time::Duration::from_millis(50),
+                self.preview_slots.acquire(),
+            )
             .await
-            .map_err(|error| CoreError::Internal(error.to_string()))?;
+            {
+                Ok(slot) => break slot.map_err(|error| CoreError::Internal(error.to_string()))?,
+                Err(_) if cancel.is_cancelled() => return Err(cancelled()),
+                Err(_) => {}
+            }
+        };
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
         let client = self.ingest_client()?;
         let parsed_files = Arc::clone(&self.parsed_files);
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -214,9 +232,10 @@ impl Cria {
             let document = match parsed_files.peek(&key) {
                 Some(document) => document,
                 None => {
-                    let document = Arc::new(ingest(&client, &source, &name, &mut |progress| {
-                        let _ = sender.send(progress);
-                    })?);
+                    let document =
+                        Arc::new(ingest(&client, &source, &name, &cancel, &mut |progress| {
+                            let _ = sender.send(progress);
+                        })?);
                     parsed_files.put(key, Arc::clone(&document));
                     document
                 }
@@ -252,21 +271,17 @@ fn ingest(
     client: &IngestClient,
     source: &Path,
     name: &str,
+    cancel: &cria_ingest::CancelFlag,
     on_progress: &mut dyn FnMut(IngestProgress),
 ) -> Result<IngestedDocument> {
     client
-        .ingest_with(
-            source,
-            &IngestOptions::default(),
-            &cria_ingest::CancelFlag::new(),
-            &mut |progress| {
-                on_progress(IngestProgress {
-                    file_name: name.to_string(),
-                    done_pages: progress.done_pages,
-                    total_pages: progress.total_pages,
-                })
-            },
-        )
+        .ingest_with(source, &IngestOptions::default(), cancel, &mut |progress| {
+            on_progress(IngestProgress {
+                file_name: name.to_string(),
+                done_pages: progress.done_pages,
+                total_pages: progress.total_pages,
+            })
+        })
         .map_err(|error| CoreError::Attachment {
             file: name.to_string(),
             reason: error.to_string(),
@@ -316,7 +331,13 @@ pub(crate) fn parse_all(
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let document = Arc::new(ingest(client, &source, &name, on_progress)?);
+        let document = Arc::new(ingest(
+            client,
+            &source,
+            &name,
+            &cria_ingest::CancelFlag::new(),
+            on_progress,
+        )?);
         parsed.push(Parsed {
             source,
             _temp: temp,

@@ -30,6 +30,8 @@ pub use chat_settings::{ChatSettings, MAX_SYSTEM_PROMPT_CHARS};
 pub use conversations::{
     EXPORTS_DIR, ExportFormat, MAX_QUERY_CHARS, MAX_SEARCH_RESULTS, Theme, checked_external_url,
 };
+/// Stops an attachment preview (`Cria::preview_attachment`) the user no longer wants.
+pub use cria_ingest::CancelFlag as PreviewCancel;
 /// Downloads' cancel token, events and errors, for clients that show a download.
 pub use cria_models::ModelsError;
 pub use cria_models::download::{CancelToken as DownloadCancel, DownloadEvent};

@@ -123,11 +123,17 @@ export function getConversationView(conversationId: number): Promise<MessageView
  */
 export function previewAttachment(
   path: string,
+  previewId: number,
   onProgress: (progress: ReadingProgressDto) => void = () => {},
 ): Promise<AttachmentPreviewDto> {
   const channel = new Channel<ReadingProgressDto>();
   channel.onmessage = onProgress;
-  return call('preview_attachment', { path, onProgress: channel });
+  return call('preview_attachment', { path, previewId, onProgress: channel });
+}
+
+/** Stops reading a file the user took off again; false when it was no longer being read. */
+export function cancelAttachmentPreview(previewId: number): Promise<boolean> {
+  return call('cancel_attachment_preview', { previewId });
 }
 
 /** A `data:` URL of the attachment's thumbnail (re-encoded by the backend), or null. */

@@ -2,6 +2,7 @@
 // (the backend reads and checks them) and pasted images (sent as base64, bounded here and again
 // in the shell). Nothing here reads a file from disk: the webview cannot, and must not.
 import {
+  cancelAttachmentPreview,
   previewAttachment,
   type AttachmentArgDto,
   type AttachmentPreviewDto,
@@ -75,7 +76,7 @@ export class AttachmentTray {
 
   private async read(key: number, path: string): Promise<void> {
     try {
-      const preview = await previewAttachment(path, (progress) => {
+      const preview = await previewAttachment(path, key, (progress) => {
         const item = this.items.find((candidate) => candidate.key === key);
         if (item) item.progress = progress;
       });
@@ -115,6 +116,12 @@ export class AttachmentTray {
   }
 
   remove(key: number): void {
+    // A file still being read is stopped, so it does not hold up the files dropped next.
+    if (this.items.some((item) => item.key === key && item.reading)) {
+      cancelAttachmentPreview(key).catch(() => {
+        // Already finished: nothing to stop.
+      });
+    }
     this.items = this.items.filter((item) => item.key !== key);
     this.problem = null;
   }

@@ -226,6 +226,26 @@ describe('attached files read before sending', () => {
     expect(chip.getAttribute('aria-busy')).toBe('false');
   });
 
+  it('a file taken off while it is read is stopped in the backend', async () => {
+    const cancelled: unknown[] = [];
+    let previewId: unknown;
+    mockCommands((command, args) => {
+      if (command === 'preview_attachment') {
+        previewId = args.previewId;
+        return new Promise(() => {});
+      }
+      if (command === 'cancel_attachment_preview') cancelled.push(args.previewId);
+      return true;
+    });
+    const tray = new AttachmentTray();
+    const view = render(Composer, { streaming: false, tray, onSend: vi.fn(async () => true), onStop: () => {} });
+    tray.addPath('/home/me/huge.pdf');
+    await waitFor(() => expect(previewId).toBeTypeOf('number'));
+    await fireEvent.click(view.getByRole('button', { name: 'Remove huge.pdf' }));
+    expect(cancelled).toEqual([previewId]);
+    expect(view.queryAllByTestId('attachment-chip')).toHaveLength(0);
+  });
+
   it('a file the backend refuses leaves the tray at once, with the reason', async () => {
     mockCommands((command, args) => {
       if (command !== 'preview_attachment') return [];
