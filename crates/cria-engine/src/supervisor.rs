@@ -324,8 +324,12 @@ impl EngineHandle {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         // OpenMP threads busy-wait at barriers; on a busy desktop that collapsed generation
-        // speed (ENGINE-FACTS). Passive waiting costs little when the machine is idle.
-        if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        // speed (ENGINE-FACTS). Passive waiting costs 9-25 % of generation speed on an idle
+        // machine and saves 10-35 % when another program wants a core (docs/benchmarks.md); a
+        // user who set either knob for OpenMP keeps it.
+        if std::env::var_os("OMP_WAIT_POLICY").is_none()
+            && std::env::var_os("GOMP_SPINCOUNT").is_none()
+        {
             command.env("OMP_WAIT_POLICY", "PASSIVE");
         }
         // On a failed GGML_ASSERT, ggml attaches gdb to print a backtrace; gdb writes to
