@@ -324,9 +324,9 @@ impl EngineHandle {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         // OpenMP threads busy-wait at barriers; on a busy desktop that collapsed generation
-        // speed (ENGINE-FACTS). Passive waiting costs 9-25 % of generation speed on an idle
-        // machine and saves 10-35 % when another program wants a core (docs/benchmarks.md); a
-        // user who set either knob for OpenMP keeps it.
+        // speed (ENGINE-FACTS). Measured: spinning generates 9-25 % faster on an idle machine
+        // and 10-35 % slower when another program wants a core (docs/benchmarks.md), so the
+        // worker waits passively; a user who set either knob for OpenMP keeps it.
         if std::env::var_os("OMP_WAIT_POLICY").is_none()
             && std::env::var_os("GOMP_SPINCOUNT").is_none()
         {
