@@ -27,6 +27,8 @@ mod html;
 mod images;
 mod office;
 mod pdf;
+#[doc(hidden)]
+pub mod pdf_writer;
 mod protocol;
 pub mod sniff;
 mod text;

@@ -33,32 +33,7 @@ impl PdfWriter {
 
     /// Serialises with a correct xref table; `root` is the catalog.
     pub fn finish(self, root: usize, info: Option<usize>) -> Vec<u8> {
-        let mut out = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
-        let mut offsets = Vec::with_capacity(self.objects.len());
-        for (index, body) in self.objects.iter().enumerate() {
-            offsets.push(out.len());
-            out.extend_from_slice(format!("{} 0 obj\n", index + 1).as_bytes());
-            out.extend_from_slice(body);
-            out.extend_from_slice(b"\nendobj\n");
-        }
-        let xref_offset = out.len();
-        out.extend_from_slice(
-            format!("xref\n0 {}\n0000000000 65535 f \n", self.objects.len() + 1).as_bytes(),
-        );
-        for offset in offsets {
-            out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-        }
-        let info = info
-            .map(|id| format!(" /Info {id} 0 R"))
-            .unwrap_or_default();
-        out.extend_from_slice(
-            format!(
-                "trailer\n<< /Size {} /Root {root} 0 R{info} >>\nstartxref\n{xref_offset}\n%%EOF\n",
-                self.objects.len() + 1
-            )
-            .as_bytes(),
-        );
-        out
+        cria_ingest::pdf_writer::write_pdf(&self.objects, root, info)
     }
 }
 
