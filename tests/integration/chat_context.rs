@@ -642,4 +642,45 @@ async fn a_cancelled_preview_stops_its_worker_and_keeps_nothing() {
     // Nothing of it was kept: the send parses the file itself.
     let (_, parsed_pages) = send_counting_parsed_pages(&cria, vec![long]).await;
     assert!(parsed_pages > 0);
+
+    // Waiting behind two long reads for a slot, a cancelled preview ends at once.
+    let busy: Vec<_> = ["one.pdf", "two.pdf"]
+        .into_iter()
+        .map(|name| {
+            let AttachmentInput::Path(path) =
+                write(dir.path(), name, &fixtures::pdf_with_pages(&pages))
+            else {
+                unreachable!()
+            };
+            let (cria, cancel) = (cria.clone(), PreviewCancel::new());
+            let stop = cancel.clone();
+            let task =
+                tokio::spawn(async move { cria.preview_attachment(path, cancel, |_| {}).await });
+            (task, stop)
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cancel = PreviewCancel::new();
+    let trigger = cancel.clone();
+    let waiting = tokio::spawn({
+        let cria = cria.clone();
+        async move { cria.preview_attachment(long_path, cancel, |_| {}).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let asked = std::time::Instant::now();
+    trigger.cancel();
+    let waited = waiting.await.unwrap();
+    assert!(
+        matches!(&waited, Err(CoreError::Attachment { reason, .. }) if reason.contains("cancelled")),
+        "{waited:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    for (task, stop) in busy {
+        stop.cancel();
+        let _ = task.await;
+    }
 }

@@ -205,17 +205,20 @@ impl Cria {
             file: file_name.clone(),
             reason: "reading it was cancelled".into(),
         };
+        // The flag is polled while the preview waits for a slot (keeping its place in the
+        // queue): a cancelled preview must not wait behind others.
+        let acquire = self.preview_slots.acquire();
+        tokio::pin!(acquire);
         let _slot = loop {
-            // The flag is polled: a cancelled preview must not wait for a slot behind others.
-            match tokio::time::timeout(
-                std::time::Duration::from_millis(50),
-                self.preview_slots.acquire(),
-            )
-            .await
-            {
-                Ok(slot) => break slot.map_err(|error| CoreError::Internal(error.to_string()))?,
-                Err(_) if cancel.is_cancelled() => return Err(cancelled()),
-                Err(_) => {}
+            tokio::select! {
+                slot = &mut acquire => {
+                    break slot.map_err(|error| CoreError::Internal(error.to_string()))?;
+                }
+                () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                    if cancel.is_cancelled() {
+                        return Err(cancelled());
+                    }
+                }
             }
         };
         if cancel.is_cancelled() {
