@@ -161,11 +161,12 @@ pub async fn preview_attachment(
         unreachable!("a path argument becomes a path input")
     };
     let cancel = PreviewCancel::new();
-    previews.lock().insert(preview_id, cancel.clone());
-    let _running = RunningPreview {
-        previews: &previews,
-        id: preview_id,
-    };
+    let _running = previews
+        .start(preview_id, cancel.clone())
+        .ok_or_else(|| IpcError {
+            kind: ErrorKind::InvalidInput,
+            message: format!("preview {preview_id} is running already"),
+        })?;
     let preview = cria
         .preview_attachment(path, cancel, |progress| {
             let _ = on_progress.send(ReadingProgressDto {
@@ -181,40 +182,10 @@ pub async fn preview_attachment(
 /// it is not running (any more).
 #[tauri::command]
 pub fn cancel_attachment_preview(previews: State<'_, Previews>, preview_id: u64) -> bool {
-    match previews.lock().get(&preview_id) {
-        Some(cancel) => {
-            cancel.cancel();
-            true
-        }
-        None => false,
-    }
-}
-
-/// Previews running now, by the window's id for each, so a removed file's can be stopped.
-#[derive(Default)]
-pub struct Previews {
-    running: std::sync::Mutex<std::collections::HashMap<u64, PreviewCancel>>,
-}
-
-impl Previews {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, PreviewCancel>> {
-        // The map holds plain flags: a panic elsewhere cannot leave it half-updated.
-        self.running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Takes a preview's entry out of the map however `preview_attachment` ends.
-struct RunningPreview<'a> {
-    previews: &'a Previews,
-    id: u64,
-}
-
-impl Drop for RunningPreview<'_> {
-    fn drop(&mut self) {
-        self.previews.lock().remove(&self.id);
-    }
+    previews
+        .running(&preview_id)
+        .map(|cancel| cancel.cancel())
+        .is_some()
 }
 
 /// An attachment's thumbnail as a `data:` URL (re-encoded by the backend), if it has one.
@@ -415,32 +386,60 @@ pub fn open_external_url(url: String) -> IpcResult<()> {
     })
 }
 
-/// The cancel switches of the catalog downloads running now, by catalog entry id, so
-/// `cancel_download` can reach a download that `download_model` is awaiting.
-#[derive(Default)]
-pub struct Downloads {
-    running: std::sync::Mutex<std::collections::HashMap<String, DownloadCancel>>,
+/// Work the window can stop, by its key, while it runs: downloads by catalog id, previews by
+/// the window's id for each.
+pub struct Stoppable<K, C> {
+    running: std::sync::Mutex<std::collections::HashMap<K, C>>,
 }
 
-impl Downloads {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, DownloadCancel>> {
+/// Downloads running now, so `cancel_download` can reach them.
+pub type Downloads = Stoppable<String, DownloadCancel>;
+
+/// Attachment previews running now, so a file taken off can be stopped.
+pub type Previews = Stoppable<u64, PreviewCancel>;
+
+impl<K, C> Default for Stoppable<K, C> {
+    fn default() -> Self {
+        Stoppable {
+            running: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, C: Clone> Stoppable<K, C> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, C>> {
         // The map holds plain tokens: a panic elsewhere cannot leave it half-updated.
         self.running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Registers `cancel` under `key`, or `None` when something runs under it already. The
+    /// entry goes when the returned guard is dropped, however the work ends.
+    fn start(&self, key: K, cancel: C) -> Option<Started<'_, K, C>> {
+        let mut running = self.lock();
+        if running.contains_key(&key) {
+            return None;
+        }
+        running.insert(key.clone(), cancel);
+        Some(Started { within: self, key })
+    }
+
+    /// The cancel token of what runs under `key`.
+    fn running(&self, key: &K) -> Option<C> {
+        self.lock().get(key).cloned()
+    }
 }
 
-/// Takes a download's entry out of the map however `download_model` ends (done, failed,
-/// cancelled or dropped with the window).
-struct RunningDownload<'a> {
-    downloads: &'a Downloads,
-    id: String,
+/// Takes its entry out of a [`Stoppable`] when dropped.
+struct Started<'a, K: std::hash::Hash + Eq + Clone, C: Clone> {
+    within: &'a Stoppable<K, C>,
+    key: K,
 }
 
-impl Drop for RunningDownload<'_> {
+impl<K: std::hash::Hash + Eq + Clone, C: Clone> Drop for Started<'_, K, C> {
     fn drop(&mut self) {
-        self.downloads.lock().remove(&self.id);
+        self.within.lock().remove(&self.key);
     }
 }
 
@@ -485,22 +484,12 @@ pub async fn download_model(
     on_event: Channel<DownloadEventDto>,
 ) -> IpcResult<ModelSummaryDto> {
     let cancel = DownloadCancel::new();
-    {
-        let mut running = downloads.lock();
-        if running.contains_key(&id) {
-            return Err(IpcError {
-                kind: ErrorKind::InvalidInput,
-                message: format!(
-                    "{id} is already being downloaded; wait for it or cancel it first."
-                ),
-            });
-        }
-        running.insert(id.clone(), cancel.clone());
-    }
-    let _running = RunningDownload {
-        downloads: &downloads,
-        id: id.clone(),
-    };
+    let _running = downloads
+        .start(id.clone(), cancel.clone())
+        .ok_or_else(|| IpcError {
+            kind: ErrorKind::InvalidInput,
+            message: format!("{id} is already being downloaded; wait for it or cancel it first."),
+        })?;
     let mut forward = |event: DownloadEvent| {
         // A closed channel means the window went away; the download goes on regardless.
         let _ = on_event.send(event.into());
@@ -521,11 +510,8 @@ pub async fn download_model(
 /// Cancels a running download of catalog entry `id`. Resolves to false when none was running.
 #[tauri::command]
 pub fn cancel_download(downloads: State<'_, Downloads>, id: String) -> bool {
-    match downloads.lock().get(&id) {
-        Some(cancel) => {
-            cancel.cancel();
-            true
-        }
-        None => false,
-    }
+    downloads
+        .running(&id)
+        .map(|cancel| cancel.cancel())
+        .is_some()
 }
