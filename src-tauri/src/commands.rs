@@ -17,7 +17,9 @@ use crate::ipc::{
     PagePreviewDto, ReadingProgressDto, SearchHitDto, ThemeDto, TurnEventDto, TurnStartedDto,
     image_data_url,
 };
-use crate::ipc::{CatalogEntryDto, DeviceDto, DownloadEventDto, EngineSettingsDto};
+use crate::ipc::{
+    CatalogEntryDto, DeviceDto, DownloadEventDto, EngineSettingsDto, attachment_path,
+};
 
 /// Conversations in the page the sidebar shows: pinned first, then most recent.
 #[tauri::command]
@@ -156,10 +158,7 @@ pub async fn preview_attachment(
     preview_id: u64,
     on_progress: Channel<ReadingProgressDto>,
 ) -> IpcResult<AttachmentPreviewDto> {
-    let AttachmentInput::Path(path) = AttachmentInput::try_from(AttachmentArgDto::Path(path))?
-    else {
-        unreachable!("a path argument becomes a path input")
-    };
+    let path = attachment_path(path)?;
     let cancel = PreviewCancel::new();
     let _running = previews
         .start(preview_id, cancel.clone())

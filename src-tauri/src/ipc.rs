@@ -515,15 +515,22 @@ pub enum AttachmentArgDto {
     },
 }
 
+/// A path the window sent for an attachment; the core checks and reads the file itself.
+pub fn attachment_path(path: String) -> Result<std::path::PathBuf, IpcError> {
+    if path.trim().is_empty() {
+        return Err(invalid(
+            "An attachment has an empty path. Drop the file again.".into(),
+        ));
+    }
+    Ok(path.into())
+}
+
 impl TryFrom<AttachmentArgDto> for AttachmentInput {
     type Error = IpcError;
 
     fn try_from(arg: AttachmentArgDto) -> Result<Self, IpcError> {
         match arg {
-            AttachmentArgDto::Path(path) if path.trim().is_empty() => Err(invalid(
-                "An attachment has an empty path. Drop the file again.".into(),
-            )),
-            AttachmentArgDto::Path(path) => Ok(AttachmentInput::Path(path.into())),
+            AttachmentArgDto::Path(path) => Ok(AttachmentInput::Path(attachment_path(path)?)),
             AttachmentArgDto::Pasted { name, bytes_base64 } => {
                 // Checked on the encoded length first, so an oversized paste is never decoded.
                 if bytes_base64.len() / 4 * 3 > MAX_PASTED_BYTES + 3 {

@@ -116,20 +116,6 @@ struct FileKey {
     modified: Option<SystemTime>,
 }
 
-impl FileKey {
-    fn of(canonical: &Path) -> Result<FileKey> {
-        let metadata = std::fs::metadata(canonical).map_err(|error| CoreError::Attachment {
-            file: canonical.display().to_string(),
-            reason: error.to_string(),
-        })?;
-        Ok(FileKey {
-            path: canonical.to_path_buf(),
-            size: metadata.len(),
-            modified: metadata.modified().ok(),
-        })
-    }
-}
-
 impl ParsedFiles {
     fn entries(&self) -> std::sync::MutexGuard<'_, VecDeque<(FileKey, Arc<IngestedDocument>)>> {
         self.entries
@@ -200,9 +186,9 @@ impl Cria {
         cancel: cria_ingest::CancelFlag,
         mut on_progress: impl FnMut(IngestProgress) + Send,
     ) -> Result<AttachmentPreview> {
-        let file_name = path_display_name(&path);
+        let name = cria_store::clean_name(&path_display_name(&path));
         let cancelled = || CoreError::Attachment {
-            file: file_name.clone(),
+            file: name.clone(),
             reason: "reading it was cancelled".into(),
         };
         // The flag is polled while the preview waits for a slot (keeping its place in the
@@ -228,10 +214,8 @@ impl Cria {
         let parsed_files = Arc::clone(&self.parsed_files);
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         let parsing = blocking(move || {
-            let name = cria_store::clean_name(&path_display_name(&path));
-            let source = checked_file(&path)?;
-            let key = FileKey::of(&source)?;
-            let size = key.size;
+            let key = checked_file(&path)?;
+            let (source, size) = (key.path.clone(), key.size);
             let document = match parsed_files.peek(&key) {
                 Some(document) => document,
                 None => {
@@ -312,17 +296,17 @@ pub(crate) fn parse_all(
         let name = cria_store::clean_name(&input.display_name());
         let (source, temp) = match input {
             AttachmentInput::Path(path) => {
-                let source = checked_file(path)?;
-                if let Some(document) = parsed_files.take(&FileKey::of(&source)?) {
+                let key = checked_file(path)?;
+                if let Some(document) = parsed_files.take(&key) {
                     parsed.push(Parsed {
-                        source,
+                        source: key.path,
                         _temp: None,
                         name,
                         document,
                     });
                     continue;
                 }
-                (source, None)
+                (key.path, None)
             }
             AttachmentInput::Bytes { bytes, .. } => {
                 let mut temp = tempfile::NamedTempFile::new_in(temp_dir).map_err(|error| {
@@ -351,8 +335,9 @@ pub(crate) fn parse_all(
     Ok(parsed)
 }
 
-/// A regular file, canonicalised (no symlink games, no directories, no devices).
-fn checked_file(path: &Path) -> Result<PathBuf> {
+/// A regular file, canonicalised (no symlink games, no directories, no devices), with the
+/// size and modification time that tell a kept parse of it apart from a stale one.
+fn checked_file(path: &Path) -> Result<FileKey> {
     let not_usable = |reason: String| CoreError::Attachment {
         file: path.display().to_string(),
         reason,
@@ -374,7 +359,11 @@ fn checked_file(path: &Path) -> Result<PathBuf> {
     if !metadata.is_file() {
         return Err(not_usable("it is not a regular file (a folder?)".into()));
     }
-    Ok(canonical)
+    Ok(FileKey {
+        path: canonical,
+        size: metadata.len(),
+        modified: metadata.modified().ok(),
+    })
 }
 
 fn looks_like_a_link(text: &str) -> bool {

@@ -747,12 +747,7 @@ mod tests {
             kids.join(" ")
         );
         let bodies: Vec<Vec<u8>> = bodies.into_iter().map(String::into_bytes).collect();
-        serialise(&bodies)
-    }
-
-    /// A PDF file of `bodies` (object `n` is `bodies[n - 1]`, the catalog is object 1).
-    fn serialise(bodies: &[Vec<u8>]) -> Vec<u8> {
-        crate::pdf_writer::write_pdf(bodies, 1, None)
+        crate::pdf_writer::write_pdf(&bodies, 1, None)
     }
 
     #[test]
@@ -818,7 +813,7 @@ mod tests {
             format!("<< /Length {} >>\nstream\n{scan}\nendstream", scan.len() + 1).into_bytes(),
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject << /Im0 5 0 R >> >> /Contents 7 0 R >>".to_vec(),
         ];
-        serialise(&bodies)
+        crate::pdf_writer::write_pdf(&bodies, 1, None)
     }
 
     /// Several text threads must give what one gives, page for page, however they interleave.
