@@ -8,9 +8,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { stopDriver } from './processes.mjs';
 import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -38,9 +38,9 @@ before(async () => {
 });
 
 
-after(() => {
+after(async () => {
   // SIGTERM lets tauri-driver stop WebKitWebDriver; SIGKILL would orphan it and hang the run.
-  tauriDriver?.kill('SIGTERM');
+  if (tauriDriver) await stopDriver(tauriDriver, dataDir);
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -217,8 +217,8 @@ test('first run: import a Llama 4 GGUF, load it, get a reply from llama.cpp, and
       await driver.quit();
     }
   } finally {
-    engineDriver.kill('SIGTERM');
-    await sleep(500);
+    // The real engine's worker can outlive the app's session and keep the runner waiting.
+    await stopDriver(engineDriver, realEngineData);
     rmSync(modelDir, { recursive: true, force: true });
     rmSync(realEngineData, { recursive: true, force: true });
   }

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { stopDriver } from './processes.mjs';
 import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -188,7 +189,6 @@ test('a PDF citation opens its page; regenerate, branch arrows and edit', async 
       await driver.quit();
     }
   } finally {
-    driverProcess.kill('SIGTERM');
-    await new Promise((done) => (driverProcess.exitCode !== null ? done() : driverProcess.once('exit', done)));
+    await stopDriver(driverProcess, join(work, 'data'));
   }
 });

@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { stopDriver } from './processes.mjs';
 import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -187,10 +188,9 @@ test('first run: download a model from the catalog with progress, cancel, resume
       await driver.quit();
     }
   } finally {
-    driverProcess.kill('SIGTERM');
     hub.server.closeAllConnections();
     hub.server.close();
-    await sleep(500);
+    await stopDriver(driverProcess, dataDir);
     rmSync(modelDir, { recursive: true, force: true });
     rmSync(dataDir, { recursive: true, force: true });
   }

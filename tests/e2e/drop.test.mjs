@@ -24,7 +24,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stopLeftovers } from './processes.mjs';
+import { stopDriver } from './processes.mjs';
 import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -274,9 +274,7 @@ test('a picture dropped from another window through XDND is attached and gets a 
     }
     source?.kill('SIGTERM');
     await driver?.quit();
-    driverProcess.kill('SIGTERM');
-    await new Promise((done) => (driverProcess.exitCode !== null ? done() : driverProcess.once('exit', done)));
-    await stopLeftovers(`CRIA_DATA_DIR=${dataDir}`);
+    await stopDriver(driverProcess, dataDir);
     if (!failed) rmSync(work, { recursive: true, force: true });
   }
 });

@@ -43,6 +43,16 @@ export async function stopLeftovers(marker) {
   }
 }
 
+/**
+ * Stops a tauri-driver started for the app on `dataDir`, waits for it to exit, then ends the
+ * app and its workers if they outlived it (see `stopLeftovers`).
+ */
+export async function stopDriver(driverProcess, dataDir) {
+  driverProcess.kill('SIGTERM');
+  await new Promise((done) => (driverProcess.exitCode !== null ? done() : driverProcess.once('exit', done)));
+  await stopLeftovers(`CRIA_DATA_DIR=${dataDir}`);
+}
+
 /** A process's command line as its arguments (empty when it is gone). */
 export function commandLine(pid) {
   try {

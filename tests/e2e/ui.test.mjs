@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { stopDriver } from './processes.mjs';
 import { WebDriver, waitForDriver } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -51,8 +52,7 @@ async function withDriver(env, body) {
       WebDriver.connect(driverUrl, { alwaysMatch: { 'tauri:options': { application: app } } });
     await body(startApp);
   } finally {
-    driver.kill('SIGTERM');
-    await new Promise((done) => (driver.exitCode !== null ? done() : driver.once('exit', done)));
+    await stopDriver(driver, env.CRIA_DATA_DIR);
   }
 }
 
